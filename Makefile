@@ -1,0 +1,57 @@
+# Everything installs itself: a pinned uv bootstraps the virtualenv from uv.lock (hash-checked),
+# Maven fetches Apache Kafka's jars into the cache. Second runs reuse both and start in seconds.
+PYTHON ?= python3
+VENV   := .venv
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.8
+SYNCED := $(VENV)/.synced
+LOYALTY := $(VENV)/bin/loyalty
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: help install kafka-jars test demo lint format check bench bench-quick clean
+
+help:
+	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
+	@echo "make test   - the whole test suite (starts its own Kafka broker)"
+	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make check  - lint and test, as CI runs them"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(SYNCED)
+
+kafka-jars: $(SYNCED)
+	$(LOYALTY) kafka fetch
+
+test: install kafka-jars
+	$(VENV)/bin/pytest
+
+demo: install kafka-jars
+	$(LOYALTY) demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: lint test
+
+bench-quick: install kafka-jars
+	$(VENV)/bin/python -m bench.core --quick
+
+bench: install kafka-jars
+	$(VENV)/bin/python -m bench.core
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,57 @@
+"""Settings shared by every command: flags override `LOYALTY_*` environment variables,
+which override the defaults. One model, so that `loyalty publish`, `loyalty worker` and the
+tests all read the same names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = REPO_ROOT / "loyalty-program.toml"
+
+
+def xdg_cache_dir() -> Path:
+    """Cache root for Kafka jars and default data: `$LOYALTY_CACHE_DIR`, else the XDG cache."""
+    override = os.environ.get("LOYALTY_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "loyalty-streams"
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Environment: `LOYALTY_<FIELD>` (upper case), except the schema registry,
+    which takes the ecosystem's usual `SCHEMA_REGISTRY_URL`."""
+
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore", populate_by_name=True)
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    rules: Path = Field(default=DEFAULT_RULES, description="the loyalty program rules file (TOML)")
+    data_dir: Path = Field(
+        default_factory=lambda: xdg_cache_dir() / "data",
+        description="where workers keep local state (RocksDB) and other run-time files",
+    )
+    web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP port of the worker")
+    partitions: int = Field(default=8, ge=1, le=1024, description="partitions of every topic")
+    replication_factor: int = Field(default=1, ge=1, description="replication of our topics")
+    topic_prefix: str = Field(default="loyalty", description="prefix of every topic name")
+    schema_registry_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "schema_registry_url"),
+        description="Confluent-compatible schema registry; unset = Avro single-object encoding",
+    )
+    cache_dir: Path = Field(default_factory=xdg_cache_dir, description="jars and default data")
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from the environment with the given flag values on top; `None` means
+        'flag not given' and leaves the environment's or the default value in place."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls(**given)
