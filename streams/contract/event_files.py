@@ -1,0 +1,420 @@
+"""POS event files: CSV (with a header) or JSON Lines, one event per row, into the contract's
+Avro record dicts. The same reader feeds `loyalty publish`, `loyalty replay` and the churn fit,
+so a file means the same thing to all of them.
+
+A row names its kind in a `type` column (`purchase`, `return`, `nps`, `complaint_opened`,
+`complaint_resolved`), or the caller gives a default kind for files without one. Other
+columns are the schema's field names, with two conveniences for people: money may be a decimal
+amount in major units under the field's name without `_minor` (`total=11.77`), and
+`occurred_at` may be ISO-8601 or `YYYYMMDD`. A row without an `event_id` gets one derived from
+the file's content hash and its line number, so publishing the same file twice produces the
+same ids and downstream sees the second copy as duplicates."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from streams.contract.money import MoneyError, to_minor_units
+
+
+@dataclass(frozen=True, slots=True)
+class InputKind:
+    """One kind of POS event: its name in files, its Avro schema and the topic that carries it."""
+
+    name: str
+    schema_name: str
+    topic_role: str  # "purchases" or "feedback": see streams.broker.topics.TopicNames
+
+
+INPUT_KINDS: dict[str, InputKind] = {
+    kind.name: kind
+    for kind in (
+        InputKind("purchase", "loyalty.v1.Purchase", "purchases"),
+        InputKind("return", "loyalty.v1.Return", "purchases"),
+        InputKind("nps", "loyalty.v1.NpsResponse", "feedback"),
+        InputKind("complaint_opened", "loyalty.v1.ComplaintOpened", "feedback"),
+        InputKind("complaint_resolved", "loyalty.v1.ComplaintResolved", "feedback"),
+    )
+}
+KIND_BY_SCHEMA: dict[str, InputKind] = {kind.schema_name: kind for kind in INPUT_KINDS.values()}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRow:
+    """A row turned into the record dict of its schema (see docs/events.md)."""
+
+    line: int
+    schema_name: str
+    record: dict[str, Any]
+
+    @property
+    def kind(self) -> InputKind:
+        return KIND_BY_SCHEMA[self.schema_name]
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A row that cannot become an event, with the reason in words."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class RowValueError(ValueError):
+    """Raised inside row conversion; becomes a RowError with the row's line number."""
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def parse_occurred_at(value: Any, field_name: str = "occurred_at") -> datetime:
+    """ISO-8601 (a naive time is UTC), `YYYYMMDD` (midnight UTC) or epoch milliseconds, to an
+    aware UTC datetime truncated to the millisecond that Avro's timestamp-millis keeps."""
+    if isinstance(value, bool):
+        raise RowValueError(f"{field_name} {value!r} is not a time")
+    if isinstance(value, int):
+        moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 8 and text.isdigit():
+                moment = datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+            else:
+                moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise RowValueError(
+                f"{field_name} {text!r} is neither ISO-8601 (2025-03-01T10:15:00Z) nor YYYYMMDD"
+            ) from None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _text(row: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    value = row.get(name)
+    if _is_missing(value):
+        if required:
+            raise RowValueError(f"{name} is missing")
+        return None
+    if isinstance(value, dict | list):
+        raise RowValueError(f"{name} must be text, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _integer(row: Mapping[str, Any], name: str, *, default: int | None = None) -> int:
+    value = row.get(name)
+    if _is_missing(value):
+        if default is None:
+            raise RowValueError(f"{name} is missing")
+        return default
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise RowValueError(f"{name} {value!r} is not a whole number")
+    try:
+        return int(str(value).strip()) if not isinstance(value, int | float) else int(value)
+    except ValueError:
+        raise RowValueError(f"{name} {value!r} is not a whole number") from None
+
+
+def _money(row: Mapping[str, Any], name: str, currency: str, *, required: bool) -> int | None:
+    """`<name>_minor` as integer minor units, or `<name>` as a decimal amount in major units."""
+    minor_field = f"{name}_minor"
+    has_minor = not _is_missing(row.get(minor_field))
+    has_major = not _is_missing(row.get(name))
+    if has_minor and has_major:
+        raise RowValueError(f"give either {name} or {minor_field}, not both")
+    if has_minor:
+        return _integer(row, minor_field)
+    if has_major:
+        try:
+            return to_minor_units(row[name], currency)
+        except MoneyError as error:
+            raise RowValueError(f"{name}: {error}") from None
+    if required:
+        raise RowValueError(
+            f"{name} is missing (a decimal amount, or {minor_field} in minor units)"
+        )
+    return None
+
+
+def _line_items(row: Mapping[str, Any], currency: str) -> list[dict[str, Any]]:
+    raw = row.get("items")
+    if _is_missing(raw):
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise RowValueError(f"items is not a JSON list: {error.msg}") from None
+    if not isinstance(raw, list):
+        raise RowValueError("items must be a list of {sku, category, quantity, unit_price}")
+    items = []
+    for position, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            raise RowValueError(f"items[{position}] is not an object")
+        try:
+            items.append(
+                {
+                    "sku": _text(item, "sku", required=True),
+                    "category": _text(item, "category", required=False) or "",
+                    "quantity": _integer(item, "quantity", default=1),
+                    "unit_price_minor": _money(item, "unit_price", currency, required=True),
+                }
+            )
+        except RowValueError as problem:
+            raise RowValueError(f"items[{position}].{problem}") from None
+    return items
+
+
+# ---- rows -> records --------------------------------------------------------------------------
+
+
+def _common(row: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    occurred_at = row.get("occurred_at")
+    if _is_missing(occurred_at):
+        raise RowValueError("occurred_at is missing")
+    return {
+        "event_id": event_id,
+        "customer_id": _text(row, "customer_id", required=True),
+        "store_id": _text(row, "store_id", required=False),
+        "occurred_at": parse_occurred_at(occurred_at),
+    }
+
+
+def _purchase(row: Mapping[str, Any], common: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {
+        **common,
+        "currency": currency,
+        "total_minor": _money(row, "total", currency, required=True),
+        "items": _line_items(row, currency),
+    }
+
+
+def _return(row: Mapping[str, Any], common: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {
+        **common,
+        "purchase_event_id": _text(row, "purchase_event_id", required=True),
+        "currency": currency,
+        "amount_minor": _money(row, "amount", currency, required=False),
+        "items": _line_items(row, currency),
+    }
+
+
+def _nps(row: Mapping[str, Any], common: dict[str, Any], _currency: str) -> dict[str, Any]:
+    return {
+        **common,
+        "score": _integer(row, "score"),
+        "comment": _text(row, "comment", required=False),
+    }
+
+
+def _complaint_opened(
+    row: Mapping[str, Any], common: dict[str, Any], _currency: str
+) -> dict[str, Any]:
+    return {
+        **common,
+        "complaint_id": _text(row, "complaint_id", required=True),
+        "reason": _text(row, "reason", required=False),
+    }
+
+
+def _complaint_resolved(
+    row: Mapping[str, Any], common: dict[str, Any], _currency: str
+) -> dict[str, Any]:
+    return {
+        **common,
+        "complaint_id": _text(row, "complaint_id", required=True),
+        "resolution": _text(row, "resolution", required=False),
+    }
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str], dict[str, Any]]] = {
+    "purchase": _purchase,
+    "return": _return,
+    "nps": _nps,
+    "complaint_opened": _complaint_opened,
+    "complaint_resolved": _complaint_resolved,
+}
+
+
+def row_to_record(
+    row: Mapping[str, Any], *, line: int, default_type: str | None, currency: str, file_id: str
+) -> ParsedRow:
+    """One file row (already renamed) to its schema's record; raises RowValueError."""
+    kind_name = _text(row, "type", required=False) or default_type
+    if kind_name is None:
+        raise RowValueError(f"type is missing (one of {', '.join(INPUT_KINDS)}), or pass --type")
+    kind = INPUT_KINDS.get(kind_name)
+    if kind is None:
+        raise RowValueError(f"type {kind_name!r} is not one of {', '.join(INPUT_KINDS)}")
+    row_currency = (_text(row, "currency", required=False) or currency).upper()
+    event_id = _text(row, "event_id", required=False) or derived_event_id(file_id, line)
+    record = _BUILDERS[kind.name](row, _common(row, event_id), row_currency)
+    return ParsedRow(line=line, schema_name=kind.schema_name, record=record)
+
+
+def derived_event_id(file_id: str, line: int) -> str:
+    """The id of a row that has none: stable for the same file content and line."""
+    return f"file-{file_id}-{line}"
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+
+def file_content_id(path: Path) -> str:
+    """A short hash of the file's bytes (after decompression is not needed: same bytes, same id)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def _open_text(path: Path) -> TextIO:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def file_format(path: Path) -> str:
+    """'csv' or 'jsonl', from the name (a trailing .gz is looked through)."""
+    suffixes = [suffix.lower() for suffix in path.suffixes if suffix.lower() != ".gz"]
+    last = suffixes[-1] if suffixes else ""
+    if last == ".csv":
+        return "csv"
+    if last in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    raise ValueError(f"{path}: unknown file type {last or '(none)'}; use .csv or .jsonl")
+
+
+def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    with _open_text(path) as stream:
+        if file_format(path) == "csv":
+            reader = csv.DictReader(stream)
+            for row in reader:
+                # the physical line where the record ends: its own line unless a quoted
+                # value spans lines; the header is line 1
+                line = reader.line_num
+                if None in row:
+                    yield line, RowError(line, "more values than header columns")
+                    continue
+                yield line, row
+        else:
+            for line, text in enumerate(stream, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    yield line, RowError(line, f"not valid JSON: {error.msg}")
+                    continue
+                if not isinstance(value, dict):
+                    yield line, RowError(line, "a JSON Lines row must be an object")
+                    continue
+                yield line, value
+
+
+def read_event_file(
+    path: Path,
+    *,
+    default_type: str | None = None,
+    renames: Mapping[str, str] | None = None,
+    currency: str,
+) -> Iterator[ParsedRow | RowError]:
+    """Every row of a CSV or JSON Lines file, in file order, as a ParsedRow or a RowError.
+
+    `renames` maps our field name to the file's column name (`--map customer_id=cust_no`).
+    `currency` is the program's, used where a row names none."""
+    if default_type is not None and default_type not in INPUT_KINDS:
+        raise ValueError(f"--type {default_type!r} is not one of {', '.join(INPUT_KINDS)}")
+    file_id = file_content_id(path)
+    column_for = dict(renames or {})
+    for line, raw in _raw_rows(path):
+        if isinstance(raw, RowError):
+            yield raw
+            continue
+        row = raw
+        if column_for:
+            row = dict(raw)
+            for ours, theirs in column_for.items():
+                if theirs in row:
+                    row[ours] = row.pop(theirs)
+        try:
+            yield row_to_record(
+                row, line=line, default_type=default_type, currency=currency, file_id=file_id
+            )
+        except RowValueError as problem:
+            yield RowError(line, str(problem))
+
+
+def count_rows(path: Path) -> int:
+    """Data rows, for progress bars (a CSV header is not a row; quoted newlines may overcount)."""
+    with _open_text(path) as stream:
+        lines = sum(1 for text in stream if text.strip())
+    return max(lines - 1, 0) if file_format(path) == "csv" else lines
+
+
+# ---- writing the same format back (the simulator writes files that publish reads) -------------
+
+
+def record_to_row(schema_name: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a JSON Lines row that `read_event_file` reads back to the same record."""
+    row: dict[str, Any] = {"type": KIND_BY_SCHEMA[schema_name].name}
+    for name, value in record.items():
+        if value is None or (name == "items" and not value):
+            continue
+        row[name] = value.isoformat().replace("+00:00", "Z") if name == "occurred_at" else value
+    return row
+
+
+@dataclass
+class EventFileWriter:
+    """Writes records as JSON Lines (or CSV with items as a JSON column) in the publish format."""
+
+    path: Path
+    _stream: TextIO | None = field(default=None, init=False)
+    _csv: csv.DictWriter[str] | None = field(default=None, init=False)
+    rows: int = field(default=0, init=False)
+
+    CSV_COLUMNS = (
+        "type", "event_id", "customer_id", "store_id", "occurred_at", "currency", "total_minor",
+        "purchase_event_id", "amount_minor", "score", "comment", "complaint_id", "reason",
+        "resolution", "items",
+    )  # fmt: skip
+
+    def __enter__(self) -> EventFileWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = self.path.open("w", encoding="utf-8", newline="")
+        if file_format(self.path) == "csv":
+            self._csv = csv.DictWriter(self._stream, fieldnames=self.CSV_COLUMNS)
+            self._csv.writeheader()
+        return self
+
+    def write(self, schema_name: str, record: Mapping[str, Any]) -> None:
+        assert self._stream is not None, "use EventFileWriter as a context manager"
+        row = record_to_row(schema_name, record)
+        if self._csv is not None:
+            if "items" in row:
+                row["items"] = json.dumps(row["items"], separators=(",", ":"))
+            self._csv.writerow(row)
+        else:
+            self._stream.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self.rows += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
