@@ -1,0 +1,500 @@
+"""One Apache Kafka node (KRaft, combined broker and controller) run from the cached jars.
+
+A data directory holds everything of one broker:
+
+    broker.json         ports and cluster id chosen when the directory was formatted
+    server.properties   written anew at every start
+    log4j2.properties   the broker's logging: to logs/server.log
+    kraft/              the log dirs (topics and the metadata log)
+    logs/server.log     what the broker logs; logs/kafka.out its stdout and stderr
+    broker.pid          the running JVM, while it runs
+
+The JVM runs in a session of its own, so it outlives the command that started it and a
+Ctrl-C in that terminal does not reach it; `stop` ends it by its pid. Several brokers run
+side by side on different ports and data directories."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streams.broker.client import admin_client, answers_metadata, broker_answers
+from streams.broker.errors import (
+    BrokerAlreadyRunningError,
+    BrokerError,
+    BrokerStartError,
+    PortInUseError,
+)
+from streams.broker.fetch import KAFKA_VERSION, fetch_kafka
+from streams.broker.logs import last_lines
+from streams.settings import xdg_cache_dir
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 9092
+DEFAULT_HEAP = "512m"
+
+# Every internal topic gets one replica and a minimum ISR of one: there is only one broker,
+# and the defaults (3) would leave consumer groups and transactions waiting for replicas
+# that never come. Few partitions for them: creating 50 costs seconds on two cores.
+BROKER_DEFAULTS: dict[str, str] = {
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "min.insync.replicas": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "8",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "8",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "share.coordinator.state.topic.num.partitions": "1",
+    # Consumers in tests and the demo join one by one; the default 3 s pause before the
+    # first rebalance only slows every start.
+    "group.initial.rebalance.delay.ms": "0",
+    # Topics are made by `loyalty topics create` (one partition count for all, so they are
+    # co-partitioned by customer id); a typo in a topic name must fail, not make a new topic.
+    "auto.create.topics.enable": "false",
+    "num.network.threads": "2",
+    "num.io.threads": "4",
+    "num.recovery.threads.per.data.dir": "1",
+    "log.cleaner.threads": "1",
+}
+
+JVM_OPTIONS = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+
+LOG4J2 = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.filePattern = {log_file}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+@dataclass(frozen=True)
+class BrokerRecord:
+    """What is fixed when a data directory is formatted, kept in `broker.json`. The controller
+    endpoint is written into the KRaft voter set at format time, so it cannot change later."""
+
+    cluster_id: str
+    port: int
+    controller_port: int
+    kafka_version: str
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    data_dir: Path
+    running: bool
+    pid: int | None
+    port: int | None
+    controller_port: int | None
+    answers: bool
+    log_file: Path
+
+    @property
+    def bootstrap_servers(self) -> str | None:
+        return None if self.port is None else f"{HOST}:{self.port}"
+
+
+def default_data_dir(cache_dir: Path | None = None) -> Path:
+    return (cache_dir or xdg_cache_dir()) / "broker"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the JVM binds: sockets of a broker just stopped, left in TIME_WAIT, do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def new_cluster_id() -> str:
+    """A cluster id as Kafka's `Uuid.randomUuid` makes them: URL-safe base64 of 16 random
+    bytes without padding, never starting with '-' (the tools would read it as a flag)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+class EmbeddedKafka:
+    """A single-node Kafka on 127.0.0.1 with its data in `data_dir`.
+
+    `port` is the client port (default: the one this data directory used last, else 9092);
+    `controller_port` the KRaft controller's (default: the one fixed at format, else a free
+    port). `detached=False` ties the JVM to this process: it gets SIGTERM when we die, even
+    by SIGKILL, which suits test sessions; the CLI's brokers are detached."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        controller_port: int | None = None,
+        *,
+        cache_dir: Path | None = None,
+        heap: str = DEFAULT_HEAP,
+        detached: bool = True,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.cache_dir = cache_dir or xdg_cache_dir()
+        self.heap = heap
+        self.detached = detached
+        self.overrides = dict(overrides or {})
+        record = self.record()
+        self.port = port if port is not None else record.port if record else DEFAULT_PORT
+        if record and controller_port is not None and controller_port != record.controller_port:
+            raise BrokerError(
+                f"{self.data_dir} was formatted with controller port {record.controller_port}; "
+                f"it cannot move to {controller_port} (drop --controller-port, or use a new "
+                f"data directory)"
+            )
+        self._requested_controller_port = controller_port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- where things are -------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.data_dir / "logs" / "kafka.out"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def controller_port(self) -> int | None:
+        record = self.record()
+        return record.controller_port if record else self._requested_controller_port
+
+    @property
+    def _record_file(self) -> Path:
+        return self.data_dir / "broker.json"
+
+    @property
+    def _server_properties(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def _log_dirs(self) -> Path:
+        return self.data_dir / "kraft"
+
+    def record(self) -> BrokerRecord | None:
+        """The format-time facts of this data directory, or None if it is not formatted."""
+        if not self._record_file.is_file():
+            return None
+        return BrokerRecord(**json.loads(self._record_file.read_text()))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Starts the broker and waits until it answers a metadata request; returns the
+        bootstrap servers. Raises BrokerAlreadyRunningError if this data directory's broker runs."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._start_lock():
+            pid = self.pid()
+            if pid is not None:
+                raise BrokerAlreadyRunningError(pid, self.bootstrap_servers)
+            if not port_is_free(self.port):
+                raise PortInUseError(self.port, "client", "--port")
+            libs = fetch_kafka(self.cache_dir)
+            record = self._format(libs)
+            self._record_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
+            self._write_config(record)
+            self._launch(libs)
+        self._wait_until_ready(timeout)
+        return self.bootstrap_servers
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Asks the broker to shut down (SIGTERM: a controlled shutdown that flushes its logs),
+        then SIGKILLs it after `timeout` seconds. Returns whether it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        _signal(pid, signal.SIGTERM)
+        if not self._wait_for_exit(pid, timeout):
+            _signal(pid, signal.SIGKILL)
+            self._wait_for_exit(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """Ends the broker at once with SIGKILL, as a crash would: no flush, no controlled
+        shutdown; the next start recovers its logs. Returns whether it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        _signal(pid, signal.SIGKILL)
+        self._wait_for_exit(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def restart(self, timeout: float = 60.0) -> str:
+        """Stops the broker and starts it again on the same data and ports."""
+        self.stop()
+        return self.start(timeout)
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def pid(self) -> int | None:
+        """The pid of this data directory's running broker, if any. A pid file whose process
+        is gone, or was reused by another program, counts as not running."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _is_alive(pid) and self._is_our_broker(pid):
+            return pid
+        return None
+
+    def status(self, timeout: float = 2.0) -> BrokerStatus:
+        pid = self.pid()
+        return BrokerStatus(
+            data_dir=self.data_dir,
+            running=pid is not None,
+            pid=pid,
+            port=self.port if self.record() else None,
+            controller_port=self.controller_port,
+            answers=pid is not None and broker_answers(self.bootstrap_servers, timeout),
+            log_file=self.log_file,
+        )
+
+    # -- the steps of start -----------------------------------------------------------
+
+    def _format(self, libs: Path) -> BrokerRecord:
+        record = self.record()
+        if record is not None:
+            if record.kafka_version != KAFKA_VERSION:
+                raise BrokerError(
+                    f"{self.data_dir} was formatted by Kafka {record.kafka_version}, this is "
+                    f"{KAFKA_VERSION}; start it with a new --data-dir"
+                )
+            if not port_is_free(record.controller_port):
+                raise PortInUseError(
+                    record.controller_port,
+                    "controller (fixed when this data dir was made)",
+                    "a new --data-dir",
+                )
+            return BrokerRecord(
+                record.cluster_id, self.port, record.controller_port, record.kafka_version
+            )
+        if (self._log_dirs / "meta.properties").exists():
+            raise BrokerError(
+                f"{self._log_dirs} holds Kafka data without {self._record_file.name}; "
+                f"choose another --data-dir"
+            )
+        controller_port = self._requested_controller_port or free_port()
+        if not port_is_free(controller_port):
+            raise PortInUseError(controller_port, "controller", "--controller-port")
+        record = BrokerRecord(new_cluster_id(), self.port, controller_port, KAFKA_VERSION)
+        self._write_config(record)
+        # A previous format that died half-way leaves a directory without meta.properties.
+        shutil.rmtree(self._log_dirs, ignore_errors=True)
+        result = subprocess.run(
+            [
+                *self._java(libs, heap="256m"),
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                record.cluster_id,
+                "--config",
+                str(self._server_properties),
+                # One voter, this node: a dynamic KRaft quorum that needs no voter list.
+                "--standalone",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerStartError(
+                f"formatting {self._log_dirs} failed (exit {result.returncode}):\n"
+                + (result.stdout + result.stderr).strip()
+            )
+        return record
+
+    def _write_config(self, record: BrokerRecord) -> None:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        listeners = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:"
+            f"{record.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.quorum.bootstrap.servers": f"{HOST}:{record.controller_port}",
+            "log.dirs": str(self._log_dirs),
+        }
+        properties = {**listeners, **BROKER_DEFAULTS, **self.overrides}
+        self._server_properties.write_text(
+            "# Written by loyalty-streams at every start; edits are overwritten.\n"
+            + "".join(f"{key}={value}\n" for key, value in properties.items())
+        )
+        (self.data_dir / "log4j2.properties").write_text(LOG4J2.format(log_file=self.log_file))
+
+    def _java(self, libs: Path, heap: str) -> list[str]:
+        return [
+            shutil.which("java") or "java",
+            f"-Xmx{heap}",
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.log_file.parent}",
+            "-cp",
+            f"{libs}/*",
+        ]
+
+    def _launch(self, libs: Path) -> None:
+        command = [*self._java(libs, self.heap), "kafka.Kafka", str(self._server_properties)]
+        setpriv = shutil.which("setpriv")
+        if not self.detached and setpriv:
+            # setpriv execs java (same pid) with a parent-death signal, so a test session
+            # killed outright does not leave a broker behind.
+            command = [setpriv, "--pdeathsig", "TERM", *command]
+        with self.stdout_file.open("ab") as out:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = self._process
+        assert process is not None
+        admin = None
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BrokerStartError(
+                    f"the broker exited with code {process.returncode} while starting.\n"
+                    + self._log_excerpt()
+                )
+            if _accepts_connections(self.port):
+                admin = admin or admin_client(self.bootstrap_servers)
+                if answers_metadata(admin, min(2.0, max(0.1, deadline - time.monotonic()))):
+                    return
+            time.sleep(0.1)
+        self.kill()
+        raise BrokerStartError(
+            f"the broker did not answer at {self.bootstrap_servers} within {timeout:.0f} s; "
+            f"stopped it.\n" + self._log_excerpt()
+        )
+
+    def _log_excerpt(self) -> str:
+        lines = [f"--- {self.stdout_file}", *last_lines(self.stdout_file, 10)]
+        lines += [f"--- {self.log_file}", *last_lines(self.log_file, 20)]
+        return "\n".join(lines)
+
+    # -- processes --------------------------------------------------------------------
+
+    def _is_our_broker(self, pid: int) -> bool:
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"kafka.Kafka" in arguments and str(self._server_properties).encode() in arguments
+
+    def _wait_for_exit(self, pid: int, timeout: float) -> bool:
+        if self._process is not None and self._process.pid == pid:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _is_alive(pid):
+                return True
+            time.sleep(0.05)
+        return not _is_alive(pid)
+
+    @contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        # Two `start`s on one data directory at once: the second waits, then sees the first's
+        # broker running.
+        with (self.data_dir / "start.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _is_alive(pid: int) -> bool:
+    """Whether `pid` runs. A zombie (exited, not yet reaped) does not; if it is our own child,
+    reap it here, since the `start` that made it may have been in this same process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state in ("Z", "X"):
+        with suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return True
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _accepts_connections(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((HOST, port)) == 0

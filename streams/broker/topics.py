@@ -1,0 +1,191 @@
+"""Our topics: their names, derived in this one place from the prefix, and their creation.
+
+Every topic is keyed by customer id and has the same partition count, so the inputs and
+outputs are co-partitioned: partition p of each holds the same customers, and the worker
+that owns p of the inputs owns their state and their output records."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from streams.broker.client import admin_client
+from streams.broker.errors import BrokerError, BrokerUnreachableError, TopicPartitionsMismatchError
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
+    from streams.settings import Settings
+
+# Kafka's rule for topic names; 249 leaves room for the 6-digit partition suffix of a file.
+_LEGAL_PREFIX = re.compile(r"[a-zA-Z0-9._-]+")
+_LONGEST_SUFFIX = len(".tier-changes.v1")
+MAX_TOPIC_NAME = 249
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The names of loyalty-streams' topics under one prefix (`Settings.topic_prefix`)."""
+
+    prefix: str = "loyalty"
+
+    def __post_init__(self) -> None:
+        if not _LEGAL_PREFIX.fullmatch(self.prefix) or self.prefix in (".", ".."):
+            raise ValueError(
+                f"topic prefix {self.prefix!r} is not a legal Kafka topic name part: "
+                f"use letters, digits, '.', '_' and '-'"
+            )
+        if len(self.prefix) + _LONGEST_SUFFIX > MAX_TOPIC_NAME:
+            raise ValueError(
+                f"topic prefix {self.prefix[:20]!r}... is too long: topic names are at most "
+                f"{MAX_TOPIC_NAME} characters"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        return cls(settings.topic_prefix)
+
+    # inputs: what the POS side publishes
+    @property
+    def purchases(self) -> str:
+        return f"{self.prefix}.purchases.v1"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}.feedback.v1"
+
+    # outputs: what the worker emits
+    @property
+    def tier_changes(self) -> str:
+        return f"{self.prefix}.tier-changes.v1"
+
+    @property
+    def churn_risk(self) -> str:
+        return f"{self.prefix}.churn-risk.v1"
+
+    @property
+    def rewards(self) -> str:
+        return f"{self.prefix}.rewards.v1"
+
+    # records the worker could not process, with the reason, for a person to look at
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.dead-letter.v1"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.purchases, self.feedback)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.tier_changes, self.churn_risk, self.rewards)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.inputs, *self.outputs, self.dead_letter)
+
+
+class TopicOutcome(Enum):
+    CREATED = "created"
+    EXISTED = "exists"
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> dict[str, TopicOutcome]:
+    """Creates the topics that are missing, each with `partitions` partitions; topics that
+    exist with that count are fine. If any exists with another count, raises
+    TopicPartitionsMismatchError naming them all, before creating anything. Returns once every
+    topic has a leader for each partition, so a producer can use them at once."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.cimpl import NewTopic
+
+    wanted = list(dict.fromkeys(names))
+    admin = admin_client(bootstrap_servers)
+    existing = _partition_counts(admin, bootstrap_servers, timeout)
+    mismatches = {
+        name: existing[name] for name in wanted if name in existing and existing[name] != partitions
+    }
+    if mismatches:
+        raise TopicPartitionsMismatchError(mismatches, partitions)
+    outcomes = {name: TopicOutcome.EXISTED for name in wanted if name in existing}
+    missing = [name for name in wanted if name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(name, partitions, replication_factor) for name in missing],
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                outcomes[name] = TopicOutcome.CREATED
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise BrokerError(
+                        f"creating topic {name} failed: {error.args[0].str()}"
+                    ) from error
+                # Someone else created it between our look and our create: check its count.
+                outcomes[name] = TopicOutcome.EXISTED
+        _wait_for_leaders(admin, bootstrap_servers, missing, timeout)
+    counts = _partition_counts(admin, bootstrap_servers, timeout)
+    raced = {name: counts[name] for name in wanted if counts.get(name, partitions) != partitions}
+    if raced:
+        raise TopicPartitionsMismatchError(raced, partitions)
+    return {name: outcomes[name] for name in wanted}
+
+
+def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]:
+    """Every topic but Kafka's internal ones (`__consumer_offsets`, ...) with its partition
+    count, by name."""
+    counts = _partition_counts(admin_client(bootstrap_servers), bootstrap_servers, timeout)
+    return {name: count for name, count in sorted(counts.items()) if not name.startswith("__")}
+
+
+def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Deletes the topics that exist among `names`; the others are ignored."""
+    admin = admin_client(bootstrap_servers)
+    present = [name for name in names if name in _partition_counts(admin, bootstrap_servers, 10)]
+    if not present:
+        return
+    for future in admin.delete_topics(present, request_timeout=timeout).values():
+        future.result()
+
+
+def _partition_counts(admin: AdminClient, bootstrap_servers: str, timeout: float) -> dict[str, int]:
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as error:
+        raise BrokerUnreachableError(
+            f"no Kafka broker answers at {bootstrap_servers} ({error.args[0].str()}); "
+            f"start one with `loyalty kafka start` or pass --bootstrap-servers"
+        ) from error
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def _wait_for_leaders(
+    admin: AdminClient, bootstrap_servers: str, names: list[str], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(
+            name in topics
+            and topics[name].partitions
+            and all(partition.leader >= 0 for partition in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        time.sleep(0.05)
+    raise BrokerError(
+        f"topics {', '.join(names)} have no leader after {timeout:.0f} s at {bootstrap_servers}"
+    )
