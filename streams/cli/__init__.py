@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import ops, pos, program
+from streams.cli import demo, ops, pos, program
 
 app = typer.Typer(
     name="loyalty",
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+demo.register(app)
 pos.register(app)
 ops.register(app)
 program.register(app)
@@ -32,9 +33,18 @@ def main() -> None:
     app()
 
 
-@app.command(rich_help_panel="About")
-def version() -> None:
-    """Print the loyalty-streams version."""
-    from streams import __version__
+def _print_version(value: bool) -> None:
+    if value:
+        from streams import __version__
 
-    typer.echo(__version__)
+        typer.echo(f"loyalty-streams {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """loyalty-streams: per-customer loyalty state from POS events in Kafka."""

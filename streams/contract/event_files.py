@@ -415,6 +415,10 @@ class EventFileWriter:
             self._stream.write(json.dumps(row, separators=(",", ":")) + "\n")
         self.rows += 1
 
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+
     def __exit__(self, *exc_info: object) -> None:
         if self._stream is not None:
             self._stream.close()

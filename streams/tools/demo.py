@@ -1,0 +1,143 @@
+"""The main job in one command: a broker (ours, if none answers), the topics, simulated POS
+traffic with a live view, then a summary of what landed in Kafka, read back and decoded.
+Stops what it started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from streams.broker.client import broker_answers
+from streams.broker.embedded import EmbeddedKafka, default_data_dir
+from streams.broker.topics import TopicNames, ensure_topics
+from streams.contract import make_codec
+from streams.program import load_program
+from streams.settings import Settings
+from streams.tools.publish import EventPublisher
+from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.topic_census import TopicCensus, take_census
+from streams.tools.traffic import TrafficSummary, send_traffic
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float = 20.0
+    rate: float = 500.0
+    customers: int = 2000
+    seed: int = 7
+    keep_broker: bool = False
+
+
+@dataclass
+class DemoResult:
+    traffic: TrafficSummary
+    census: list[TopicCensus] = field(default_factory=list)
+    broker_started_here: bool = False
+
+
+@contextmanager
+def broker_for(settings: Settings, console: Console, keep: bool) -> Iterator[bool]:
+    """Uses the broker at the bootstrap address if one answers, else starts ours there.
+    Yields whether we started it; stops it afterwards unless `keep`."""
+    if broker_answers(settings.bootstrap_servers):
+        console.print(f"using the Kafka broker at {settings.bootstrap_servers}")
+        yield False
+        return
+    host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
+    if host not in {"127.0.0.1", "localhost"}:
+        raise SystemExit(f"no Kafka answers at {settings.bootstrap_servers}, and it is not local")
+    broker = EmbeddedKafka(default_data_dir(settings.cache_dir), int(port))
+    started = time.perf_counter()
+    with console.status("starting Apache Kafka (KRaft, one node)..."):
+        broker.start()
+    console.print(
+        f"started Kafka at {broker.bootstrap_servers} in {time.perf_counter() - started:.1f}s "
+        f"(data and logs in {broker.data_dir})"
+    )
+    try:
+        yield True
+    finally:
+        if keep:
+            console.print(f"Kafka keeps running: loyalty kafka stop --data-dir {broker.data_dir}")
+        else:
+            broker.stop()
+            console.print("stopped the Kafka broker the demo started")
+
+
+def _live_view(summary: TrafficSummary, started: float, target: int) -> Table:
+    table = Table(title="loyalty-streams demo: POS traffic", show_header=False, min_width=60)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    tally = summary.tally
+    table.add_row("events sent", f"{summary.events:,} of {target:,}")
+    table.add_row("rate", f"{summary.events / elapsed:,.0f} events/s")
+    if tally is not None:
+        table.add_row("acknowledged by Kafka", f"{tally.acknowledged:,}")
+    table.add_row("customers seen", f"{len(summary.customers):,}")
+    for kind, count in sorted(summary.by_kind.items()):
+        table.add_row(f"  {kind}", f"{count:,}")
+    if summary.last_at is not None:
+        table.add_row("event time", f"{summary.last_at:%Y-%m-%d %H:%M}")
+    return table
+
+
+def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
+    program = load_program(settings.rules)
+    topics = TopicNames(settings.topic_prefix)
+    with broker_for(settings, console, options.keep_broker) as started_here:
+        outcomes = ensure_topics(settings.bootstrap_servers, topics.all, settings.partitions)
+        created = [name for name, outcome in outcomes.items() if outcome.value == "created"]
+        console.print(
+            f"topics ready ({settings.partitions} partitions each): "
+            + (f"created {', '.join(created)}" if created else "all existed")
+        )
+        codec = make_codec(settings)
+        publisher = EventPublisher(settings.bootstrap_servers, topics, codec)
+        target = int(options.duration_s * options.rate)
+        config = SimulationConfig(
+            customers=options.customers, events=target, seed=options.seed, currency=program.currency
+        )
+        summary = TrafficSummary(f"Kafka at {settings.bootstrap_servers}", tally=publisher.tally)
+        started = time.perf_counter()
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            last_draw = 0.0
+
+            def redraw(_: int) -> None:
+                nonlocal last_draw
+                now = time.perf_counter()
+                if now - last_draw > 0.25:
+                    live.update(_live_view(summary, started, target))
+                    last_draw = now
+
+            send_traffic(
+                simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw
+            )
+            live.update(_live_view(summary, started, target))
+        census = take_census(settings.bootstrap_servers, topics.inputs, codec)
+        console.print(Group(*(_census_table(census),)))
+        return DemoResult(traffic=summary, census=census, broker_started_here=started_here)
+
+
+def _census_table(census: list[TopicCensus]) -> Table:
+    table = Table(title="what landed in Kafka (read back and decoded)")
+    table.add_column("topic")
+    table.add_column("records", justify="right")
+    table.add_column("by schema")
+    table.add_column("a decoded sample")
+    for topic in census:
+        kinds = ", ".join(f"{count} {name}" for name, count in sorted(topic.by_schema.items()))
+        table.add_row(topic.topic, f"{topic.records:,}", kinds, _short(topic.sample))
+    return table
+
+
+def _short(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "-"
+    keys = ("customer_id", "occurred_at", "total_minor", "score", "complaint_id")
+    return ", ".join(f"{key}={record[key]}" for key in keys if record.get(key) is not None)
