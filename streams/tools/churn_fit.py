@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -232,11 +233,12 @@ def fit_bg_nbd(histories: Histories, unit: TimeUnit) -> ChurnFit:
 
 @dataclass
 class VisitLog:
-    """Purchase days per customer, collected row by row and summarised at once with numpy."""
+    """Purchase days per customer, collected row by row and summarised at once with numpy.
+    Flat arrays of machine ints keep a file of tens of millions of purchases in memory."""
 
     _customer_index: dict[str, int] = field(default_factory=dict)
-    _customers: list[int] = field(default_factory=list)
-    _days: list[int] = field(default_factory=list)
+    _customers: array[int] = field(default_factory=lambda: array("q"))
+    _days: array[int] = field(default_factory=lambda: array("q"))
 
     def add(self, customer_id: str, day: date) -> None:
         index = self._customer_index.setdefault(customer_id, len(self._customer_index))
@@ -250,8 +252,8 @@ class VisitLog:
     def histories(self, until: date, unit: TimeUnit) -> Histories:
         """Summaries as of the cut-off: customers with a first visit on or before it, their
         visits on or before it, T measured to it."""
-        customers = np.asarray(self._customers, dtype=np.int64)
-        days = np.asarray(self._days, dtype=np.int64)
+        customers = np.frombuffer(self._customers, dtype=np.int64)
+        days = np.frombuffer(self._days, dtype=np.int64)
         return histories_from_visits(customers, days, until, unit)
 
 
@@ -281,6 +283,7 @@ def visits_from_event_file(
     path: Path,
     *,
     currency: str,
+    default_type: str | None = None,
     on_row: Callable[[], None] | None = None,
     on_error: Callable[[str], None] | None = None,
 ) -> VisitLog:
@@ -288,7 +291,7 @@ def visits_from_event_file(
     from streams.contract.event_files import RowError, read_event_file
 
     log = VisitLog()
-    for row in read_event_file(path, currency=currency):
+    for row in read_event_file(path, default_type=default_type, currency=currency):
         if on_row is not None:
             on_row()
         if isinstance(row, RowError):
