@@ -84,10 +84,14 @@ class BgNbdParams:
 
 
 def _expit_neg(log_odds: float) -> float:
-    """1 / (1 + exp(log_odds)), without overflow for any finite log_odds."""
-    if log_odds > 0:
-        e = math.exp(-log_odds)
-        return e / (1.0 + e)
+    """1 / (1 + exp(log_odds)), without overflow for any finite log_odds.
+
+    This form is accurate on both sides (exp is accurate relative to its value, and 1 + tiny
+    rounds the right way) and falls monotonically with log_odds in floating point, which the
+    day solver relies on; e / (1 + e) can tick up by an ulp."""
+    if log_odds > 700:
+        # 1 + exp(log_odds) == exp(log_odds) in floats from about 37 on; only exp would overflow.
+        return math.exp(-log_odds)
     return 1.0 / (1.0 + math.exp(log_odds))
 
 
@@ -116,8 +120,7 @@ def p_alive(x: int, t_x: float, big_t: float, params: BgNbdParams) -> float:
 
 def elapsed(start: date, end: date, unit: TimeUnit) -> float:
     """Calendar time from start to end in the unit: whole days, or days / 7."""
-    days = (end - start).days
-    return days if unit == "days" else days / DAYS_PER_UNIT[unit]
+    return (end - start).days / DAYS_PER_UNIT[unit]
 
 
 def history_times(
@@ -154,8 +157,15 @@ class VisitHistory:
 
 def p_alive_on(history: VisitHistory, as_of: date, params: BgNbdParams, unit: TimeUnit) -> float:
     """P(alive) of a visit history as of a calendar date."""
-    t_x, big_t = history_times(history.first_visit, history.last_visit, as_of, unit)
-    return p_alive(history.repeat_visits, t_x, big_t, params)
+    if as_of < history.last_visit:
+        raise ValueError(f"as-of {as_of} is before the last visit {history.last_visit}")
+    x = history.repeat_visits
+    if x == 0:
+        return 1.0
+    per_unit = DAYS_PER_UNIT[unit]
+    t_x = (history.last_visit - history.first_visit).days / per_unit
+    big_t = (as_of - history.first_visit).days / per_unit
+    return _expit_neg(_log_odds_dropped(x, t_x, big_t, params))
 
 
 def first_date_p_alive_below(
@@ -194,11 +204,13 @@ def _guess_day_p_alive_below(
     return max(0, math.ceil(days))
 
 
-def _first_true_day(pred: Callable[[int], bool], start: int, guess: int | None) -> int | None:
+def _first_true_day(
+    pred: Callable[[int], bool], start: int, guess: int | None, *, false_at_start: bool = False
+) -> int | None:
     """The first day d >= start with pred(d), for pred false-then-true (monotone); None if it is
     still false at start + HORIZON_DAYS. The guess, when close, makes it a couple of calls."""
     limit = start + HORIZON_DAYS
-    if pred(start):
+    if not false_at_start and pred(start):
         return start
     # Invariant: pred(lo) is false, pred(hi) is true (hi is None until a true day is seen).
     lo, hi = start, None
@@ -305,6 +317,18 @@ def risk_score(
 ) -> RiskScore:
     """The customer's risk score as of a date and its reasons (see the module docstring).
     A customer with no purchase yet (history None) has P(alive) 1."""
+    gap_from = None if history is None else gap_sign_from(history, model.weights)
+    return _risk_on(history, signals, as_of, model, gap_from)
+
+
+def _risk_on(
+    history: VisitHistory | None,
+    signals: RiskSignals,
+    as_of: date,
+    model: ChurnModel,
+    gap_from: date | None,
+) -> RiskScore:
+    """risk_score with the gap sign's first day already known (the day solver asks many days)."""
     weights = model.weights
     alive = 1.0 if history is None else p_alive_on(history, as_of, model.params, model.unit)
     score = 1.0 - alive
@@ -320,11 +344,9 @@ def risk_score(
     if signals.falling_average_check:
         score += weights.falling_average_check
         reasons.append("falling_average_check")
-    if history is not None:
-        gap_from = gap_sign_from(history, weights)
-        if gap_from is not None and as_of >= gap_from:
-            score += weights.gap_beyond_cadence
-            reasons.append("gap_beyond_cadence")
+    if gap_from is not None and as_of >= gap_from:
+        score += weights.gap_beyond_cadence
+        reasons.append("gap_beyond_cadence")
     return RiskScore(min(1.0, score), alive, tuple(reasons))
 
 
@@ -358,8 +380,14 @@ class RiskLevels:
         )
     )
 
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _ranks: dict[str, int] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        names = [self.base, *(level.name for level in self.above)]
+        names = (self.base, *(level.name for level in self.above))
+        # Cached: the fold asks for ranks on every event.
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_ranks", {name: rank for rank, name in enumerate(names)})
         if len(set(names)) != len(names):
             raise ValueError(f"churn level names must be distinct, got {names}")
         for lower, upper in zip(self.above, self.above[1:], strict=False):
@@ -371,14 +399,14 @@ class RiskLevels:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return (self.base, *(level.name for level in self.above))
+        return self._names
 
     def rank(self, name: str) -> int:
         """0 for the base level, 1 for the first level above it, and so on."""
-        try:
-            return self.names.index(name)
-        except ValueError:
-            raise ValueError(f"unknown churn level {name!r}; levels are {self.names}") from None
+        rank = self._ranks.get(name)
+        if rank is None:
+            raise ValueError(f"unknown churn level {name!r}; levels are {self._names}")
+        return rank
 
 
 DEFAULT_LEVELS = RiskLevels()
@@ -426,8 +454,10 @@ def next_risk_change(
     raises the score, so this is the first day the score reaches the next level's raise bound.
     """
 
+    gap_from = None if history is None else gap_sign_from(history, model.weights)
+
     def score_on(day: date) -> float:
-        return risk_score(history, signals, day, model).score
+        return _risk_on(history, signals, day, model, gap_from).score
 
     levels = model.levels
     if next_level(current, score_on(as_of), levels) != current:
@@ -442,13 +472,18 @@ def next_risk_change(
     def raised(day: int) -> bool:
         return score_on(first + timedelta(days=day)) >= raise_at
 
-    guess = _guess_raise_day(history, signals, model, raise_at)
-    found = _first_true_day(raised, (as_of - first).days, guess)
+    guess = _guess_raise_day(history, signals, model, raise_at, gap_from)
+    # The level held at as_of, so the score was below the next raise bound then.
+    found = _first_true_day(raised, (as_of - first).days, guess, false_at_start=True)
     return None if found is None else first + timedelta(days=found)
 
 
 def _guess_raise_day(
-    history: VisitHistory, signals: RiskSignals, model: ChurnModel, raise_at: float
+    history: VisitHistory,
+    signals: RiskSignals,
+    model: ChurnModel,
+    raise_at: float,
+    gap_from: date | None,
 ) -> int | None:
     """Days from the first visit on which the score reaches raise_at, by the closed form of
     P(alive) once before and once after the gap sign switches on."""
@@ -464,7 +499,6 @@ def _guess_raise_day(
         plain = _guess_day_p_alive_below(history, model.params, model.unit, bound)
         if plain is not None:
             guesses.append(plain)
-    gap_from = gap_sign_from(history, weights)
     if gap_from is not None:
         gap_day = (gap_from - history.first_visit).days
         with_gap = bound + weights.gap_beyond_cadence
