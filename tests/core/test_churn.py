@@ -14,9 +14,13 @@ from streams.core.churn import (
     RiskLevel,
     RiskLevels,
     RiskSignals,
+    RiskWeights,
     VisitHistory,
     first_date_p_alive_below,
+    gap_sign_from,
     history_times,
+    is_average_check_falling,
+    level_direction,
     next_level,
     next_risk_change,
     p_alive,
@@ -91,3 +95,85 @@ def test_silent_customer_level_change_day() -> None:
     on = risk_score(history, RiskSignals(), day, model).score
     assert next_level("none", before) == "none"
     assert next_level("none", on) == "watch"
+
+
+def test_large_histories_stay_finite() -> None:
+    # (alpha + T)/(alpha + t_x) to the power of a million overflows any direct formula.
+    assert p_alive(10**6, 100.0, 101.0, PUBLISHED) == 0.0
+    at_last_visit = p_alive(10**6, 100.0, 100.0, PUBLISHED)
+    assert at_last_visit == pytest.approx(1 / (1 + 0.793 / (2.426 + 10**6 - 1)), abs=1e-15)
+    assert p_alive(3, 0.0, 1e9, PUBLISHED) < 1e-20
+
+
+def test_impossible_histories_are_refused() -> None:
+    with pytest.raises(ValueError, match="t_x <= T"):
+        p_alive(2, 10.0, 5.0, PUBLISHED)
+    with pytest.raises(ValueError, match="must not be negative"):
+        p_alive(-1, 0.0, 5.0, PUBLISHED)
+    with pytest.raises(ValueError, match="alpha"):
+        BgNbdParams(r=1.0, alpha=0.0, a=1.0, b=1.0)
+    with pytest.raises(ValueError, match="before the last visit"):
+        p_alive_on(
+            VisitHistory(2, date(2025, 1, 1), date(2025, 1, 9)), date(2025, 1, 8), PUBLISHED, "days"
+        )
+
+
+def test_gap_sign_starts_the_day_after_three_mean_gaps() -> None:
+    # Three visits over 20 days: a mean gap of 10 days; silence beyond 30 days is the sign.
+    history = VisitHistory(visits=3, first_visit=date(2025, 1, 1), last_visit=date(2025, 1, 21))
+    assert gap_sign_from(history, RiskWeights()) == date(2025, 2, 21)
+    model = ChurnModel(PUBLISHED, unit="weeks")
+    on_the_edge = risk_score(history, RiskSignals(), date(2025, 2, 20), model)
+    beyond = risk_score(history, RiskSignals(), date(2025, 2, 21), model)
+    assert "gap_beyond_cadence" not in on_the_edge.reasons
+    assert "gap_beyond_cadence" in beyond.reasons
+    assert beyond.score - on_the_edge.score > 0.15  # the sign, plus a day's fall of P(alive)
+    # One repeat visit is no cadence yet.
+    assert gap_sign_from(VisitHistory(2, date(2025, 1, 1), date(2025, 1, 2)), RiskWeights()) is None
+
+
+def test_every_sign_is_named_in_table_order_and_the_score_caps_at_one() -> None:
+    model = ChurnModel(PUBLISHED, unit="weeks")
+    history = VisitHistory(visits=3, first_visit=date(2024, 1, 1), last_visit=date(2024, 1, 21))
+    everything = RiskSignals(detractor=True, overdue_complaint=True, falling_average_check=True)
+    risk = risk_score(history, everything, date(2025, 1, 1), model)
+    assert risk.reasons == (
+        "low_p_alive", "detractor", "overdue_complaint", "falling_average_check",
+        "gap_beyond_cadence",
+    )  # fmt: skip
+    assert risk.p_alive < 0.5
+    assert risk.score == 1.0
+
+
+def test_a_prospect_is_alive_and_silence_changes_nothing() -> None:
+    model = ChurnModel(PUBLISHED, unit="weeks")
+    detractor = RiskSignals(detractor=True)
+    risk = risk_score(None, detractor, date(2025, 1, 1), model)
+    assert risk == (0.15, 1.0, ("detractor",))
+    assert next_risk_change("none", None, detractor, date(2025, 1, 1), model) is None
+
+
+def test_a_change_already_due_is_due_today_and_the_top_level_has_nowhere_to_go() -> None:
+    model = ChurnModel(PUBLISHED, unit="weeks")
+    history = VisitHistory(visits=5, first_visit=date(2024, 1, 1), last_visit=date(2024, 3, 1))
+    as_of = date(2026, 1, 1)  # P(alive) long gone: the score is far above every raise bound
+    assert next_risk_change("none", history, RiskSignals(), as_of, model) == as_of
+    assert next_risk_change("churned", history, RiskSignals(), as_of, model) is None
+
+
+def test_falling_average_check_and_direction() -> None:
+    weights = RiskWeights()
+    assert is_average_check_falling(600, 1000, weights)
+    assert not is_average_check_falling(700, 1000, weights)
+    assert not is_average_check_falling(0, 0, weights)
+    assert level_direction("watch", "at_risk") == "up"
+    assert level_direction("churned", "none") == "down"
+
+
+def test_levels_must_grow_and_have_distinct_names() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        RiskLevels(base="watch", above=(RiskLevel("watch", 0.5, 0.4),))
+    with pytest.raises(ValueError, match="must grow"):
+        RiskLevels(above=(RiskLevel("watch", 0.7, 0.4), RiskLevel("at_risk", 0.6, 0.5)))
+    with pytest.raises(ValueError, match="unknown churn level"):
+        next_level("gone", 0.5)
