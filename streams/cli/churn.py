@@ -1,4 +1,5 @@
-"""`loyalty churn`: fit the churn model (BG/NBD) to purchase history, for `[churn.model]`."""
+"""`loyalty churn`: fit the churn model (BG/NBD) to purchase history, for `[churn.model]`.
+Help texts avoid square brackets: the root app renders rich markup, which swallows them."""
 
 from __future__ import annotations
 
@@ -84,15 +85,15 @@ def fit(
     ] = None,
     currency: Annotated[
         str | None,
-        typer.Option(help="currency of rows that name none [default: the rules file's]"),
+        typer.Option(help="currency of rows that name none (default: the rules file's)"),
     ] = None,
     rules: Rules = None,
 ) -> None:
     """Fit the churn model's r, alpha, a, b by maximum likelihood over purchase history.
 
     A visit is a calendar day (UTC) with at least one purchase; returns do not remove visits.
-    Prints the parameters, their log-likelihood and a `[churn.model]` block for the rules
-    file. Exit status 1 when no fit is possible (no customers, or none came back).
+    Prints the parameters, their log-likelihood and a ready churn.model table to paste into
+    the rules file. Exit status 1 when no fit is possible (no customers, or none came back).
     """
     from rich.console import Console
 
