@@ -11,6 +11,7 @@ cached; `Codec.prepare()` fetches them all up front.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka.schema_registry import (
@@ -71,10 +72,12 @@ class RegistryFraming:
         *,
         topic_prefix: str = "loyalty",
         auto_register: bool = True,
+        client_config: Mapping[str, Any] | None = None,
     ) -> RegistryFraming:
         """A framing on the registry at `url`; `mock://...` gives confluent-kafka's in-memory
-        mock registry (for tests), as `SchemaRegistryClient.new_client` does."""
-        client = SchemaRegistryClient.new_client({"url": url})
+        mock registry (for tests), as `SchemaRegistryClient.new_client` does. `client_config`
+        adds the client's own settings (`basic.auth.user.info`, `max.retries`, `timeout`...)."""
+        client = SchemaRegistryClient.new_client({**(client_config or {}), "url": url})
         return cls(client, catalog, topic_prefix=topic_prefix, auto_register=auto_register, url=url)
 
     def subject(self, event: EventSchema) -> str:
