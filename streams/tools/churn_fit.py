@@ -154,6 +154,7 @@ class ChurnFit:
     params: BgNbdParams
     log_likelihood: float
     customers: int
+    returning_customers: int  # with at least one repeat visit: they carry the dropout part
     unit: TimeUnit
     converged: bool
     message: str
@@ -221,6 +222,7 @@ def fit_bg_nbd(histories: Histories, unit: TimeUnit) -> ChurnFit:
         params=params,
         log_likelihood=log_likelihood(params, histories),
         customers=histories.customers,
+        returning_customers=int(np.count_nonzero(histories.x)),
         unit=unit,
         converged=converged,
         message=str(result.message),
@@ -337,7 +339,8 @@ def fit_report(fit: ChurnFit) -> str:
     """The fit in words, with the block for the rules file."""
     p = fit.params
     lines = [
-        f"BG/NBD fit over {fit.customers} customers (time unit: {fit.unit})",
+        f"BG/NBD fit over {fit.customers} customers, {fit.returning_customers} of them with "
+        f"repeat visits (time unit: {fit.unit})",
         f"  r     = {p.r:.6g}",
         f"  alpha = {p.alpha:.6g}",
         f"  a     = {p.a:.6g}",

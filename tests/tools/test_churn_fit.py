@@ -157,3 +157,23 @@ def test_fit_needs_customers_with_repeat_visits() -> None:
         fit_bg_nbd(Histories.of([], [], []), "weeks")
     with pytest.raises(ChurnFitError, match="repeat visit"):
         fit_bg_nbd(Histories.of([0, 0], [0.0, 0.0], [3.0, 5.0]), "weeks")
+
+
+def test_days_and_weeks_fit_the_same_model() -> None:
+    # The same visits in days or weeks: only alpha carries time (7x per day of a week), and the
+    # log-likelihood differs by the density's Jacobian, sum(x) * log 7.
+    rng = np.random.default_rng(8)
+    first = rng.integers(0, 200, 4000)
+    ages_days = 280 - first
+    weekly = simulate_histories(CDNOW_WEEKS, ages_days / 7, rng)
+    last_days = np.floor(weekly.t_x * 7)
+    daily = Histories(weekly.x, last_days, ages_days.astype(float))
+    in_weeks = Histories(weekly.x, last_days / 7, ages_days / 7)
+    by_day, by_week = fit_bg_nbd(daily, "days"), fit_bg_nbd(in_weeks, "weeks")
+    for name in ("r", "a", "b"):
+        assert getattr(by_day.params, name) == pytest.approx(
+            getattr(by_week.params, name), rel=1e-4
+        )
+    assert by_day.params.alpha == pytest.approx(7 * by_week.params.alpha, rel=1e-4)
+    jacobian = float(weekly.x.sum()) * np.log(7)
+    assert by_day.log_likelihood == pytest.approx(by_week.log_likelihood - jacobian, rel=1e-9)

@@ -99,7 +99,7 @@ def test_only_purchase_days_up_to_the_cut_off_are_visits(tmp_path: Path) -> None
     # ann: visits 1 and 15 January (x = 1, t_x = 14, T = 28); bob: first bought on the
     # cut-off day (T = 0); cid: first visit after it, not a customer yet; dan: no valid row.
     expected = fit_bg_nbd(Histories.of([1, 0], [14.0, 0.0], [28.0, 0.0]), "days")
-    assert f"over {expected.customers} customers" in result.stdout
+    assert f"over {expected.customers} customers, 1 of them with repeat visits" in result.stdout
     assert f"{expected.log_likelihood:.6f}" in result.stdout
 
 
