@@ -46,7 +46,11 @@ While a customer is silent, T grows and P(alive) falls monotonically (the log-od
 grow with log(alpha + T)), and the gap sign can only switch on; so the score only rises and the
 level only goes up. `next_risk_change` finds the first calendar day on which the level would
 change, exact to the day (a closed-form guess in log space, then checked and corrected with the
-same predicate `advance` will use), so a worker can schedule it instead of scanning customers.
+same score function `risk_score` uses), so a worker can schedule it instead of scanning
+customers; `first_date_p_alive_below` does the same for P(alive) alone. Signs that time turns
+on elsewhere (a complaint going overdue) are the caller's own due times: the solver holds the
+given signs fixed. P(alive) is computed so that it never rises from one day to the next even in
+floating point, which makes "the first day" exact rather than nearly so.
 """
 
 from __future__ import annotations
@@ -212,6 +216,10 @@ def _first_true_day(
     limit = start + HORIZON_DAYS
     if not false_at_start and pred(start):
         return start
+    if (guess is None or guess > limit) and not pred(limit):
+        # No usable guess, mostly because the closed form says "beyond the horizon": one look
+        # at the horizon settles "never" without galloping there.
+        return None
     # Invariant: pred(lo) is false, pred(hi) is true (hi is None until a true day is seen).
     lo, hi = start, None
     probe = guess if guess is not None and start < guess <= limit else start + 1
