@@ -2,7 +2,10 @@
 
     codec = make_codec(settings)          # once per process
     data = codec.encode("Purchase", record)
-    decoded = codec.decode(data)          # Decoded(schema_name="Purchase", record={...})
+    decoded = codec.decode(data)          # Decoded("loyalty.v1.Purchase", record={...})
+
+Schema names are Avro full names (`loyalty.v1.Purchase`) everywhere; `encode` also takes the
+short ones (`Purchase`).
 
 Errors are `ContractError` subclasses; each has the `error_kind` a dead letter records.
 

@@ -28,7 +28,7 @@ from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from streams.contract.errors import ContractError, UnknownSchemaError
-from streams.contract.topics import EVENT_SCHEMAS, NAMESPACE
+from streams.contract.topics import EVENT_SCHEMAS, NAMESPACE, short_name
 
 # Avro's named types: a string type naming anything else refers to a named type.
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -113,13 +113,13 @@ class SchemaCatalog:
     def load(cls, schema_dir: Path | None = None) -> SchemaCatalog:
         schema_dir = schema_dir or default_schema_dir()
         named_types = load_named_types(schema_dir)
-        missing = [name for name in EVENT_SCHEMAS if f"{NAMESPACE}.{name}" not in named_types]
+        missing = [name for name in EVENT_SCHEMAS if name not in named_types]
         if missing:
             raise ContractError(f"{schema_dir}: no schema file for {', '.join(missing)}")
         events: dict[str, EventSchema] = {}
         used: set[str] = set()
-        for name in EVENT_SCHEMAS:
-            full_name = f"{NAMESPACE}.{name}"
+        for full_name in EVENT_SCHEMAS:
+            name = short_name(full_name)
             definition = expand(named_types[full_name], named_types)
             used.update(defined_names(definition))
             history = load_history(schema_dir, name)

@@ -42,7 +42,7 @@ CONFLUENT_HEADER_SIZE = 5
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A decoded record and the short name of its schema (`Purchase`, `TierChanged`, ...).
+    """A decoded record and the full name of its schema (`loyalty.v1.Purchase`, ...).
     Timestamps are timezone-aware UTC datetimes; fields the writer did not know carry the
     current schema's defaults."""
 
@@ -78,6 +78,7 @@ class _Writing:
 @dataclass(frozen=True, slots=True)
 class _Reading:
     name: str
+    full_name: str
     writer: Any
     reader: Any
     check: RecordCheck
@@ -119,7 +120,8 @@ class Codec:
 
     @property
     def schema_names(self) -> tuple[str, ...]:
-        return tuple(self.catalog.events)
+        """Full names of every event schema the codec encodes."""
+        return tuple(event.full_name for event in self.catalog)
 
     def prepare(self) -> None:
         """Registers (or looks up) every schema's id now rather than on first use, so a worker
@@ -128,7 +130,8 @@ class Codec:
             self.framing.prepare(list(self.catalog))
 
     def validate(self, schema_name: str, record: Mapping[str, Any]) -> None:
-        """Raises RecordInvalidError, naming the field and why, if `record` breaks the contract."""
+        """Raises RecordInvalidError, naming the field and why, if `record` breaks the contract.
+        Schema names are full names (`loyalty.v1.Purchase`); short ones (`Purchase`) work too."""
         writing = self._writing_for(schema_name)
         self._check(writing, record)
 
@@ -170,24 +173,24 @@ class Codec:
         if problem is not None:
             field, reason = problem
             raise RecordInvalidError(
-                reading.name,
+                reading.full_name,
                 field,
                 reason,
                 event_id=_text_or_none(record.get("event_id")),
                 customer_id=_text_or_none(record.get("customer_id")),
             )
-        return Decoded(reading.name, record)
+        return Decoded(reading.full_name, record)
 
     def _writing_for(self, schema_name: str) -> _Writing:
         try:
             return self._writing[schema_name]
         except KeyError:
             raise UnknownSchemaError(
-                f"unknown schema {schema_name!r}; known: {', '.join(self.catalog.events)}"
+                f"unknown schema {schema_name!r}; known: {', '.join(self.schema_names)}"
             ) from None
 
     def _check(self, writing: _Writing, record: Mapping[str, Any]) -> None:
-        name = writing.event.name
+        name = writing.event.full_name
         current = writing.event.current
         if not isinstance(record, Mapping):
             raise RecordInvalidError(name, "", f"{type(record).__name__} is not a record (a dict)")
@@ -214,10 +217,12 @@ class Codec:
         return header
 
     def _reading_for(self, version: SchemaVersion) -> _Reading:
-        current = self.catalog.event(version.name).current
+        event = self.catalog.event(version.name)
+        current = event.current
         same = version.canonical_form == current.canonical_form
         return _Reading(
             name=version.name,
+            full_name=event.full_name,
             writer=version.parsed,
             # No reader schema when nothing changed: fastavro then skips resolution.
             reader=None if same else current.parsed,

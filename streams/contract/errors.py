@@ -36,6 +36,8 @@ class RegistryError(ContractError):
 class RecordInvalidError(ContractError):
     """A record breaks the contract: wrong shape for its schema, or a rule Avro cannot express
     (negative money, quantity below 1, score outside 0..10, empty id, bad currency code).
+    `schema_name` is the full name (`loyalty.v1.Purchase`); the message uses the short one
+    (`Purchase.total_minor: -3 is negative`).
 
     Raised by `encode` before anything is written, and by `decode` for a record that decodes
     but breaks the rules; then `event_id` and `customer_id` carry what could be read, for the
@@ -57,5 +59,6 @@ class RecordInvalidError(ContractError):
         self.reason = reason
         self.event_id = event_id
         self.customer_id = customer_id
-        where = f"{schema_name}.{field}" if field else schema_name
+        short = schema_name.rpartition(".")[2]
+        where = f"{short}.{field}" if field else short
         super().__init__(f"{where}: {reason}")

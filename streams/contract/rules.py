@@ -90,7 +90,8 @@ def compile_checks(
     `writing` adds what only a writer must honour: no unknown fields (a typo would otherwise be
     dropped silently), time-zone-aware datetimes (fastavro reads a naive one as local time),
     and no enum default symbol (`UNKNOWN` is what an old reader sees for a newer symbol)."""
-    rules = _no_rule if schema_name in SCHEMAS_WITHOUT_VALUE_RULES else rule_for
+    without_rules = schema_name.rpartition(".")[2] in SCHEMAS_WITHOUT_VALUE_RULES
+    rules = _no_rule if without_rules else rule_for
     check = _compile(definition, None, {}, "", writing, rules)
     if check is None:
         return lambda record: None

@@ -13,8 +13,14 @@ import pytest
 
 from streams.contract.catalog import SchemaCatalog, default_schema_dir
 from streams.contract.codec import Codec
+from streams.contract.topics import EVENT_SCHEMAS, full_name, short_name
 
 SchemaEdit = Callable[[dict[str, Any]], None]
+
+EVENT_NAMES = tuple(short_name(name) for name in EVENT_SCHEMAS)
+"""Short names of the event schemas, for parametrizing; the codec speaks full names."""
+
+__all__ = ["EVENT_NAMES", "copy_schemas", "edit_schema", "field_of", "full_name"]
 
 
 @pytest.fixture(scope="session")

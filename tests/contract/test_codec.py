@@ -23,7 +23,7 @@ from streams.contract import (
     UnknownSchemaError,
 )
 from streams.contract.catalog import SchemaCatalog, default_schema_dir
-from streams.contract.topics import EVENT_SCHEMAS
+from tests.contract.conftest import EVENT_NAMES, full_name
 from tests.contract.samples import SAMPLES
 from tests.contract.strategies import records
 
@@ -57,14 +57,14 @@ def plain_single_object(name: str, record: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", EVENT_SCHEMAS)
+@pytest.mark.parametrize("name", EVENT_NAMES)
 def test_every_sample_round_trips(codec: Codec, name: str) -> None:
     decoded = codec.decode(codec.encode(name, SAMPLES[name]))
-    assert decoded.schema_name == name
+    assert decoded.schema_name == full_name(name)
     assert decoded.record == SAMPLES[name]
 
 
-@pytest.mark.parametrize("name", EVENT_SCHEMAS)
+@pytest.mark.parametrize("name", EVENT_NAMES)
 @FAST
 @given(data=st.data())
 def test_any_valid_record_round_trips(
@@ -72,10 +72,10 @@ def test_any_valid_record_round_trips(
 ) -> None:
     record = data.draw(records(name, catalog.event(name).current.definition))
     decoded = codec.decode(codec.encode(name, record))
-    assert (decoded.schema_name, decoded.record) == (name, record)
+    assert (decoded.schema_name, decoded.record) == (full_name(name), record)
 
 
-@pytest.mark.parametrize("name", EVENT_SCHEMAS)
+@pytest.mark.parametrize("name", EVENT_NAMES)
 @FAST
 @given(data=st.data())
 def test_plain_fastavro_reads_what_the_codec_writes(
@@ -171,7 +171,7 @@ def test_encode_refuses_a_broken_record_naming_field_and_reason(
     with pytest.raises(RecordInvalidError) as refused:
         codec.encode(name, record)
     assert str(refused.value).startswith(message)
-    assert refused.value.schema_name == name
+    assert refused.value.schema_name == full_name(name)
     assert message.startswith(f"{name}.{refused.value.field}:")
 
 
@@ -204,7 +204,7 @@ def test_decode_names_an_unknown_fingerprint(codec: Codec) -> None:
         codec.decode(forged)
 
 
-@pytest.mark.parametrize("name", EVENT_SCHEMAS)
+@pytest.mark.parametrize("name", EVENT_NAMES)
 def test_decode_refuses_every_truncation(codec: Codec, name: str) -> None:
     message = codec.encode(name, SAMPLES[name])
     for cut in range(len(message)):
@@ -219,7 +219,7 @@ def test_decode_refuses_bytes_after_the_record(codec: Codec) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(name=st.sampled_from(EVENT_SCHEMAS), body=st.binary(max_size=64))
+@given(name=st.sampled_from(EVENT_NAMES), body=st.binary(max_size=64))
 def test_garbage_after_a_known_header_is_refused_or_decodes_within_the_contract(
     codec: Codec, name: str, body: bytes
 ) -> None:
@@ -238,7 +238,7 @@ def test_decode_checks_the_contract_and_names_the_record(codec: Codec) -> None:
         codec.decode(broken)
     error = refused.value
     assert str(error) == "Purchase.total_minor: -3 is negative"
-    assert (error.schema_name, error.field) == ("Purchase", "total_minor")
+    assert (error.schema_name, error.field) == ("loyalty.v1.Purchase", "total_minor")
     assert (error.event_id, error.customer_id) == ("pos-1-0001", "c-42")
     assert error.error_kind == "CONTRACT"
 

@@ -26,9 +26,9 @@ from streams.contract import (
 )
 from streams.contract.catalog import SchemaCatalog
 from streams.contract.registry import RegistryFraming
-from streams.contract.topics import EVENT_SCHEMAS, topic_of
+from streams.contract.topics import topic_of
 from streams.settings import Settings
-from tests.contract.conftest import copy_schemas, edit_schema
+from tests.contract.conftest import EVENT_NAMES, copy_schemas, edit_schema, full_name
 from tests.contract.samples import SAMPLES
 
 
@@ -48,7 +48,7 @@ def value_context(name: str) -> SerializationContext:
     return SerializationContext(topic_of(name).name(), MessageField.VALUE)
 
 
-@pytest.mark.parametrize("name", EVENT_SCHEMAS)
+@pytest.mark.parametrize("name", EVENT_NAMES)
 def test_every_sample_round_trips_in_confluent_framing(
     registry_codec: Codec, framing: RegistryFraming, name: str
 ) -> None:
@@ -58,7 +58,7 @@ def test_every_sample_round_trips_in_confluent_framing(
     registered = json.loads(framing.client.get_schema(schema_id).schema_str or "")
     assert registered["name"] == name and registered["namespace"] == "loyalty.v1"
     decoded = registry_codec.decode(message)
-    assert (decoded.schema_name, decoded.record) == (name, SAMPLES[name])
+    assert (decoded.schema_name, decoded.record) == (full_name(name), SAMPLES[name])
 
 
 def test_subjects_follow_the_topic_record_name_strategy(
@@ -69,7 +69,7 @@ def test_subjects_follow_the_topic_record_name_strategy(
     assert "loyalty.purchases.v1-loyalty.v1.Purchase" in subjects
     assert "loyalty.purchases.v1-loyalty.v1.Return" in subjects
     assert "loyalty.dead-letter.v1-loyalty.v1.DeadLetter" in subjects
-    assert len(subjects) == len(EVENT_SCHEMAS)
+    assert len(subjects) == len(EVENT_NAMES)
 
 
 def test_confluents_deserializer_reads_what_the_codec_writes(
@@ -93,7 +93,7 @@ def test_the_codec_reads_what_confluents_serializer_writes(
         message = serializer(SAMPLES[name], value_context(name))
         assert message is not None
         decoded = registry_codec.decode(message)
-        assert (decoded.schema_name, decoded.record) == (name, SAMPLES[name])
+        assert (decoded.schema_name, decoded.record) == (full_name(name), SAMPLES[name])
 
 
 def test_a_registry_codec_still_reads_single_object_messages(
@@ -131,7 +131,7 @@ def test_an_old_reader_resolves_a_newer_writer_through_the_registry(
     new_writer = Codec(SchemaCatalog.load(folder), RegistryFraming(framing.client, catalog))
     message = new_writer.encode("Purchase", {**SAMPLES["Purchase"], "channel": "web"})
     decoded = registry_codec.decode(message)
-    assert (decoded.schema_name, decoded.record) == ("Purchase", SAMPLES["Purchase"])
+    assert (decoded.schema_name, decoded.record) == ("loyalty.v1.Purchase", SAMPLES["Purchase"])
     subject = "loyalty.purchases.v1-loyalty.v1.Purchase"
     assert framing.client.get_versions(subject) == [1]  # only the new writer registered here
 
