@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lifetimes import BetaGeoFitter
 
 from streams.core.churn import (
+    HORIZON_DAYS,
     BgNbdParams,
     ChurnModel,
     RiskLevel,
@@ -22,6 +23,7 @@ from streams.core.churn import (
     RiskWeights,
     TimeUnit,
     VisitHistory,
+    _first_true_day,
     first_date_p_alive_below,
     next_level,
     next_risk_change,
@@ -189,3 +191,28 @@ def test_next_risk_change_is_the_first_day_the_level_changes(
     assert level_on(found) != current
     assert levels.rank(level_on(found)) > levels.rank(current)
     assert level_on(found - timedelta(days=1)) == current
+
+
+@given(
+    start=st.integers(-1000, 1000),
+    first_true=st.one_of(st.none(), st.integers(0, 120_000)),
+    guess=st.one_of(st.none(), st.integers(-2000, 250_000)),
+    false_at_start=st.booleans(),
+)
+def test_day_search_finds_the_threshold_whatever_the_guess(
+    start: int, first_true: int | None, guess: int | None, false_at_start: bool
+) -> None:
+    # The closed-form guess is usually right to the day; the search must not depend on it.
+    threshold = None if first_true is None else start + first_true
+    if false_at_start and threshold == start:
+        threshold += 1
+    asked: list[int] = []
+
+    def pred(day: int) -> bool:
+        asked.append(day)
+        return threshold is not None and day >= threshold
+
+    found = _first_true_day(pred, start, guess, false_at_start=false_at_start)
+    expected = threshold if threshold is not None and threshold <= start + HORIZON_DAYS else None
+    assert found == expected
+    assert len(asked) <= 80  # galloping and bisection: logarithmic in the distance
