@@ -15,7 +15,7 @@ BootstrapServers = Annotated[
     typer.Option(
         "--bootstrap-servers",
         "-b",
-        help="Kafka bootstrap servers [env LOYALTY_BOOTSTRAP_SERVERS; default 127.0.0.1:9092]",
+        help="Kafka bootstrap servers \\[env LOYALTY_BOOTSTRAP_SERVERS; default 127.0.0.1:9092]",
         show_default=False,
     ),
 ]
@@ -23,7 +23,7 @@ Rules = Annotated[
     Path | None,
     typer.Option(
         "--rules",
-        help="program rules file [env LOYALTY_RULES; default loyalty-program.toml]",
+        help="program rules file \\[env LOYALTY_RULES; default loyalty-program.toml]",
         show_default=False,
     ),
 ]
@@ -31,21 +31,21 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="local state directory [env LOYALTY_DATA_DIR; default under the cache]",
+        help="local state directory \\[env LOYALTY_DATA_DIR; default under the cache]",
         show_default=False,
     ),
 ]
 WebPort = Annotated[
     int | None,
     typer.Option(
-        "--web-port", help="HTTP port [env LOYALTY_WEB_PORT; default 6066]", show_default=False
+        "--web-port", help="HTTP port \\[env LOYALTY_WEB_PORT; default 6066]", show_default=False
     ),
 ]
 Partitions = Annotated[
     int | None,
     typer.Option(
         "--partitions",
-        help="partitions per topic [env LOYALTY_PARTITIONS; default 8]",
+        help="partitions per topic \\[env LOYALTY_PARTITIONS; default 8]",
         show_default=False,
     ),
 ]
@@ -54,7 +54,7 @@ SchemaRegistryUrl = Annotated[
     typer.Option(
         "--schema-registry-url",
         help="Confluent-compatible schema registry; unset = Avro single-object encoding "
-        "[env SCHEMA_REGISTRY_URL]",
+        "\\[env SCHEMA_REGISTRY_URL]",
         show_default=False,
     ),
 ]

@@ -160,7 +160,7 @@ def simulate(
     events: Annotated[int, typer.Option(min=0, help="events to produce in all")] = 10_000,
     rate: Annotated[
         float | None,
-        typer.Option(min=0, help="events per second [default: as fast as possible]"),
+        typer.Option(min=0, help="events per second (default: as fast as possible)"),
     ] = None,
     seed: Annotated[int, typer.Option(help="the same seed gives the same traffic")] = 7,
     out: Annotated[
