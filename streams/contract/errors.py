@@ -26,9 +26,10 @@ class UnknownSchemaError(ContractError):
     error_kind: ClassVar[str] = "UNKNOWN_SCHEMA"
 
 
-class RegistryError(ContractError):
-    """The schema registry could not be reached or refused a request. Transient in general:
-    retry or stop, do not dead-letter the record."""
+class RegistryError(Exception):
+    """The schema registry could not be reached or refused a request. Not a ContractError on
+    purpose: the record is not at fault, so a worker that dead-letters every ContractError must
+    not dead-letter this one; retry or stop instead."""
 
     error_kind: ClassVar[str] = "REGISTRY"
 

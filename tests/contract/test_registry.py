@@ -19,6 +19,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams.contract import (
     Codec,
+    ContractError,
     RegistryError,
     UnknownSchemaError,
     history,
@@ -154,6 +155,8 @@ def test_an_unreachable_registry_is_a_registry_error(catalog: SchemaCatalog) -> 
         codec.encode("Purchase", SAMPLES["Purchase"])
     with pytest.raises(RegistryError, match="schema id 5"):
         codec.decode(b"\x00\x00\x00\x00\x05\x00")
+    # the record is not at fault: a worker dead-lettering ContractErrors must let this through
+    assert not issubclass(RegistryError, ContractError)
 
 
 def test_make_codec_picks_the_wire_format_from_the_settings(
