@@ -66,6 +66,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     # Topics are made by `loyalty topics create` (one partition count for all, so they are
     # co-partitioned by customer id); a typo in a topic name must fail, not make a new topic.
     "auto.create.topics.enable": "false",
+    # After a crash (kill), the restarted broker cannot register until the controller has
+    # expired the dead one's session: 9 s by default, which every crash test would wait.
+    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": "3000",
     "num.network.threads": "2",
     "num.io.threads": "4",
     "num.recovery.threads.per.data.dir": "1",
@@ -73,6 +77,10 @@ BROKER_DEFAULTS: dict[str, str] = {
 }
 
 JVM_OPTIONS = (
+    # C1 only: on two cores the C2 compiler's work at start-up competes with the broker
+    # (and the tests) for CPU; this roughly halves start-to-ready under load, and a local
+    # broker's throughput is never what limits a Python worker.
+    "-XX:TieredStopAtLevel=1",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     "-XX:+ExitOnOutOfMemoryError",
