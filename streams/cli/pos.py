@@ -102,7 +102,7 @@ def publish(
     settings = load_settings(
         bootstrap_servers=bootstrap_servers, rules=rules, schema_registry_url=schema_registry_url
     )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     currency = _program_currency(settings)
     mapping = _parse_renames(renames or [])
     try:
@@ -190,7 +190,7 @@ def simulate(
     settings = load_settings(
         bootstrap_servers=bootstrap_servers, rules=rules, schema_registry_url=schema_registry_url
     )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     config = SimulationConfig(
         customers=customers, events=events, seed=seed, currency=_program_currency(settings)
     )

@@ -100,7 +100,7 @@ class EventPublisher:
 
     def send_encoded(self, schema_name: str, customer_id: str, value: bytes) -> None:
         topic = self._topic_by_schema[schema_name]
-        headers = [(SCHEMA_HEADER, schema_name.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [(SCHEMA_HEADER, schema_name.encode())]
         while True:
             try:
                 self._producer.produce(
