@@ -1,10 +1,11 @@
 """The codec with a schema registry: Confluent framing, TopicRecordNameStrategy subjects, and
 interoperability with confluent-kafka's own Avro serializer and deserializer.
 
-These run against confluent-kafka's in-memory mock registry (`mock://` URLs, the client's
+Most run against confluent-kafka's in-memory mock registry (`mock://` URLs, the client's
 `MockSchemaRegistryClient`): no Confluent-compatible registry server could be installed here
 (Apicurio's Maven artifacts need modules Maven Central does not serve; Karapace is not on PyPI).
-The HTTP path is exercised only for the unreachable-registry error."""
+The client's real HTTP path runs against `fake_registry`, a loopback stand-in for the three REST
+calls we make, and against a closed port for the unreachable-registry error."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from streams.contract.registry import RegistryFraming
 from streams.contract.topics import topic_of
 from streams.settings import Settings
 from tests.contract.conftest import EVENT_NAMES, copy_schemas, edit_schema, full_name
+from tests.contract.fake_registry import fake_registry
 from tests.contract.samples import SAMPLES
 
 
@@ -172,3 +174,39 @@ def test_make_codec_picks_the_wire_format_from_the_settings(
     codec.encode("Return", SAMPLES["Return"])
     assert isinstance(codec.framing, RegistryFraming)
     assert codec.framing.client.get_subjects() == ["shop.purchases.v1-loyalty.v1.Return"]
+
+
+def test_the_real_http_client_registers_once_and_fetches_each_id_once(
+    catalog: SchemaCatalog,
+) -> None:
+    # confluent-kafka's HTTP client (not the mock) against a loopback stand-in: subjects are
+    # URL-encoded right, and both caches (the client's and the codec's) hold
+    with fake_registry() as (url, state):
+        writer = make_codec(Settings.load(schema_registry_url=url))
+        reader = make_codec(Settings.load(schema_registry_url=url))
+        messages = [writer.encode(name, SAMPLES[name]) for name in ("Purchase", "Return") * 3]
+        decoded = [reader.decode(message) for message in messages]
+        with pytest.raises(UnknownSchemaError, match="unknown schema id 77"):
+            reader.decode(b"\x00\x00\x00\x00\x4d\x00")
+        requests = list(state.requests)
+    assert [d.record for d in decoded] == [SAMPLES[name] for name in ("Purchase", "Return") * 3]
+    assert requests == [
+        ("POST", "/subjects/loyalty.purchases.v1-loyalty.v1.Purchase/versions"),
+        ("POST", "/subjects/loyalty.purchases.v1-loyalty.v1.Return/versions"),
+        ("GET", "/schemas/ids/1"),
+        ("GET", "/schemas/ids/2"),
+        ("GET", "/schemas/ids/77"),
+    ]
+
+
+def test_lookup_without_auto_registration_over_http(catalog: SchemaCatalog) -> None:
+    with fake_registry() as (url, state):
+        framing = RegistryFraming.connect(url, catalog, auto_register=False)
+        codec = Codec(catalog, framing)
+        with pytest.raises(UnknownSchemaError, match="not registered under subject"):
+            codec.encode("NpsResponse", SAMPLES["NpsResponse"])
+        subject = "loyalty.feedback.v1-loyalty.v1.NpsResponse"
+        state.register(subject, json.dumps(catalog.event("NpsResponse").current.definition))
+        message = codec.encode("NpsResponse", SAMPLES["NpsResponse"])
+        assert codec.decode(message).record == SAMPLES["NpsResponse"]
+    assert message[:5] == b"\x00\x00\x00\x00\x01"
