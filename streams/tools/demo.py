@@ -10,14 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from streams.broker.client import broker_answers
 from streams.broker.embedded import EmbeddedKafka, default_data_dir
 from streams.broker.topics import TopicNames, ensure_topics
-from streams.contract import make_codec
+from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import Settings
 from streams.tools.publish import EventPublisher
@@ -98,46 +98,72 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             + (f"created {', '.join(created)}" if created else "all existed")
         )
         codec = make_codec(settings)
-        publisher = EventPublisher(settings.bootstrap_servers, topics, codec)
-        target = int(options.duration_s * options.rate)
-        config = SimulationConfig(
-            customers=options.customers, events=target, seed=options.seed, currency=program.currency
-        )
-        summary = TrafficSummary(f"Kafka at {settings.bootstrap_servers}", tally=publisher.tally)
-        started = time.perf_counter()
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            last_draw = 0.0
-
-            def redraw(_: int) -> None:
-                nonlocal last_draw
-                now = time.perf_counter()
-                if now - last_draw > 0.25:
-                    live.update(_live_view(summary, started, target))
-                    last_draw = now
-
-            send_traffic(
-                simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw
-            )
-            live.update(_live_view(summary, started, target))
+        summary = _send_with_live_view(settings, topics, codec, program.currency, options, console)
         census = take_census(settings.bootstrap_servers, topics.inputs, codec)
-        console.print(Group(*(_census_table(census),)))
+        console.print()
+        console.print(_census_table(census))
         return DemoResult(traffic=summary, census=census, broker_started_here=started_here)
 
 
+def _send_with_live_view(
+    settings: Settings,
+    topics: TopicNames,
+    codec: Codec,
+    currency: str,
+    options: DemoOptions,
+    console: Console,
+) -> TrafficSummary:
+    """Simulated traffic to Kafka at the demo's rate, with a live table. The producer lives
+    only inside this call, so it is gone before the broker is stopped."""
+    publisher = EventPublisher(settings.bootstrap_servers, topics, codec)
+    target = int(options.duration_s * options.rate)
+    config = SimulationConfig(
+        customers=options.customers, events=target, seed=options.seed, currency=currency
+    )
+    summary = TrafficSummary(f"Kafka at {settings.bootstrap_servers}", tally=publisher.tally)
+    started = time.perf_counter()
+    with Live(console=console, refresh_per_second=4) as live:
+        last_draw = 0.0
+
+        def redraw(_: int) -> None:
+            nonlocal last_draw
+            now = time.perf_counter()
+            if now - last_draw > 0.25:
+                live.update(_live_view(summary, started, target))
+                last_draw = now
+
+        send_traffic(simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw)
+        live.update(_live_view(summary, started, target))
+    return summary
+
+
 def _census_table(census: list[TopicCensus]) -> Table:
-    table = Table(title="what landed in Kafka (read back and decoded)")
+    table = Table(
+        title="what the input topics hold, read back and decoded "
+        "(a re-run resends the same ids: downstream deduplicates them)"
+    )
     table.add_column("topic")
     table.add_column("records", justify="right")
+    table.add_column("distinct event ids", justify="right")
     table.add_column("by schema")
     table.add_column("a decoded sample")
     for topic in census:
-        kinds = ", ".join(f"{count} {name}" for name, count in sorted(topic.by_schema.items()))
-        table.add_row(topic.topic, f"{topic.records:,}", kinds, _short(topic.sample))
+        kinds = ", ".join(
+            f"{count} {name.rsplit('.', 1)[-1]}" for name, count in sorted(topic.by_schema.items())
+        )
+        table.add_row(
+            topic.topic,
+            f"{topic.records:,}",
+            f"{len(topic.event_ids):,}",
+            kinds,
+            _short(topic.sample),
+        )
     return table
 
 
 def _short(record: dict[str, Any] | None) -> str:
     if record is None:
         return "-"
-    keys = ("customer_id", "occurred_at", "total_minor", "score", "complaint_id")
-    return ", ".join(f"{key}={record[key]}" for key in keys if record.get(key) is not None)
+    keys = ("customer_id", "total_minor", "score", "complaint_id")
+    shown = [f"{key}={record[key]}" for key in keys if record.get(key) is not None]
+    return ", ".join([*shown, f"at {record['occurred_at']:%Y-%m-%d %H:%M}"])
