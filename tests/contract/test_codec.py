@@ -4,6 +4,7 @@ or a message can be refused, with the message naming the field and the reason.""
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from tests.contract.strategies import records
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@functools.cache
 def plain_fastavro_schema(name: str) -> Any:
     """The schema as fastavro alone loads it from our files: nothing of our catalog."""
     return load_schema(str(default_schema_dir() / f"loyalty.v1.{name}.avsc"))
