@@ -8,10 +8,12 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.protocol.admin import CreateTopicsRequest
+from aiokafka.protocol.metadata import MetadataRequest
 from confluent_kafka import Producer
 
-from streams.broker import TopicNames
+from streams.broker import TopicNames, list_topics
 from tests.broker.records import PATIENCE_SECONDS, consume, rows
 
 CUSTOMERS = [f"c-{n:04d}" for n in range(12)]
@@ -167,3 +169,30 @@ def test_aiokafka_transactions_commit_and_abort(
     # faust's exactly-once processing runs on aiokafka's transactional producer
     values = asyncio.run(_aiokafka_transactions(kafka_bootstrap, loyalty_topics.rewards))
     assert values == [b"reward-1", b"reward-2"]
+
+
+async def _create_topic_as_faust_does(bootstrap: str, topic: str) -> tuple[str, int]:
+    # faust makes its changelog and repartition topics itself (auto-creation is off on our
+    # broker): a Metadata request for the "controller" id, then CreateTopics sent to it.
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        node = next(broker.nodeId for broker in client.cluster.brokers())
+        metadata = await client.send(node, MetadataRequest([]))
+        response = await client.send(
+            metadata.controller_id,
+            CreateTopicsRequest(
+                [(topic, 3, 1, [], [("cleanup.policy", "compact")])], 30_000, False
+            ),
+        )
+    finally:
+        await client.close()
+    (name, error_code, *_), *_ = response.topic_errors
+    return name, error_code
+
+
+@pytest.mark.broker
+def test_faust_topic_creation_request_works(kafka_bootstrap: str, topic_names: TopicNames) -> None:
+    changelog = f"{topic_names.prefix}.worker-customers-changelog"
+    assert asyncio.run(_create_topic_as_faust_does(kafka_bootstrap, changelog)) == (changelog, 0)
+    assert list_topics(kafka_bootstrap)[changelog] == 3
