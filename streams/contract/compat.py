@@ -73,7 +73,8 @@ class _Resolution:
         self.reader_named = collect_named(reader)
         self.writer_named = collect_named(writer)
         self.enum_default_covers = enum_default_covers
-        self.visited: set[tuple[str, str]] = set()
+        # pairs of record names being compared further up: a recursive type stops here
+        self.visiting: set[tuple[str, str]] = set()
 
     def node(self, schema: Any, named: Mapping[str, Any], namespace: str) -> _Node:
         if isinstance(schema, list):
@@ -101,7 +102,7 @@ class _Resolution:
             return
         if r.kind == "union":
             for branch in r.schema:
-                if not any(True for _ in self.problems(branch, writer, path, namespaces)):
+                if not list(self.problems(branch, writer, path, namespaces)):
                     return
             yield f"{path}: the writer's {_describe(w)} fits no branch of the reader's union"
             return
@@ -123,10 +124,11 @@ class _Resolution:
                 return
             inner = (r_name.rpartition(".")[0], w_name.rpartition(".")[0])
             if r.kind == "record":
-                if (r_name, w_name) in self.visited:
+                if (r_name, w_name) in self.visiting:
                     return
-                self.visited.add((r_name, w_name))
+                self.visiting.add((r_name, w_name))
                 yield from self.record_problems(r.schema, w.schema, path, inner)
+                self.visiting.discard((r_name, w_name))
             elif r.kind == "enum":
                 yield from self.enum_problems(r.schema, w.schema, path)
             elif r.kind == "fixed" and r.schema["size"] != w.schema["size"]:

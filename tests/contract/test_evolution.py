@@ -232,3 +232,25 @@ def test_reader_problems_accepts_avro_promotions_one_way_only(catalog: SchemaCat
     field_of(widened, "items")["type"]["items"]["fields"][2]["type"] = "long"
     assert reader_problems(widened, current) == []  # int data read as long: fine
     assert reader_problems(current, widened) != []  # long data read as int: not
+
+
+def test_reader_problems_follows_recursive_and_union_types() -> None:
+    # not in our schemas today, but a linked list is the classic trap for a resolution walk
+    def node(*extra: dict[str, Any], value: str = "int") -> dict[str, Any]:
+        fields = [
+            {"name": "value", "type": value},
+            {"name": "next", "type": ["null", "Node"], "default": None},
+        ]
+        return {"type": "record", "name": "Node", "namespace": "t", "fields": [*fields, *extra]}
+
+    label = {"name": "label", "type": "string"}
+    assert reader_problems(node(), node()) == []
+    assert reader_problems(node(value="long"), node()) == []
+    assert reader_problems(node(label), node()) == [
+        "Node.label: the reader needs it, it has no default, and the writer does not write it"
+    ]
+    assert reader_problems(node(), node(value="long")) == [
+        "Node.value: type changed from long (writer) to int (reader)"
+    ]
+    assert reader_problems(["null", node()], node()) == []
+    assert reader_problems(["null", "string"], node()) != []
