@@ -234,3 +234,12 @@ def test_catalog_refuses_a_gap_in_history(tmp_path: Path) -> None:
     (folder / "history" / "Purchase" / "1.avsc").rename(folder / "history" / "Purchase" / "2.avsc")
     with pytest.raises(ContractError, match="expected version 1"):
         SchemaCatalog.load(folder)
+
+
+@pytest.mark.parametrize("name", EVENT_NAMES)
+def test_each_event_doc_names_the_topic_of_the_topic_table(
+    catalog: SchemaCatalog, name: str
+) -> None:
+    # the .avsc doc is what a registry browser shows; it must not contradict the topic table
+    doc = catalog.named_types[f"loyalty.v1.{name}"]["doc"]
+    assert f"Topic {topic_of(name).name()}" in doc or f"({topic_of(name).name()}," in doc
