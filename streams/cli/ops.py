@@ -29,7 +29,7 @@ BrokerDataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="LOYALTY_KAFKA_DATA_DIR",
-        help="the broker's data directory [env LOYALTY_KAFKA_DATA_DIR; default <cache>/broker]",
+        help="the broker's data directory \\[default: <cache>/broker]",
         show_default=False,
     ),
 ]
@@ -37,7 +37,7 @@ TopicPrefix = Annotated[
     str | None,
     typer.Option(
         "--topic-prefix",
-        help="prefix of every topic name [env LOYALTY_TOPIC_PREFIX; default loyalty]",
+        help="prefix of every topic name \\[env LOYALTY_TOPIC_PREFIX; default loyalty]",
         show_default=False,
     ),
 ]
@@ -96,14 +96,14 @@ def start(
     port: Annotated[
         int | None,
         typer.Option(
-            help="client port on 127.0.0.1 [default: the data dir's last, else 9092]",
+            help="client port on 127.0.0.1 \\[default: the data dir's last, else 9092]",
             show_default=False,
         ),
     ] = None,
     controller_port: Annotated[
         int | None,
         typer.Option(
-            help="KRaft controller port [default: fixed when the data dir is made, a free port]",
+            help="KRaft controller port \\[default: fixed when the data dir is made, a free port]",
             show_default=False,
         ),
     ] = None,
