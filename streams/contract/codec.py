@@ -63,10 +63,6 @@ class Framing(Protocol):
         """The writer schema that a message's schema id names."""
         ...
 
-    def prepare(self, events: list[EventSchema]) -> None:
-        """Fetches or registers every event's schema id ahead of use."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class _Writing:
@@ -127,7 +123,8 @@ class Codec:
         """Registers (or looks up) every schema's id now rather than on first use, so a worker
         does not block on the registry in the middle of its stream. No-op without a registry."""
         if self.framing is not None:
-            self.framing.prepare(list(self.catalog))
+            for event in self.catalog:
+                self._header(self._writing[event.name])
 
     def validate(self, schema_name: str, record: Mapping[str, Any]) -> None:
         """Raises RecordInvalidError, naming the field and why, if `record` breaks the contract.
@@ -215,6 +212,9 @@ class Codec:
         if header is None:
             header = self.framing.header(writing.event)
             self._registry_headers[name] = header
+            # our own id: reading it back needs no trip to the registry
+            schema_id = int.from_bytes(header[1:CONFLUENT_HEADER_SIZE], "big")
+            self._registry_readings[schema_id] = self._reading_for(writing.event.current)
         return header
 
     def _reading_for(self, version: SchemaVersion) -> _Reading:

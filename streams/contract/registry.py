@@ -108,10 +108,6 @@ class RegistryFraming:
     def header(self, event: EventSchema) -> bytes:
         return b"\x00" + self.schema_id(event).to_bytes(4, "big")
 
-    def prepare(self, events: list[EventSchema]) -> None:
-        for event in events:
-            self.schema_id(event)
-
     def writer_schema(self, schema_id: int) -> SchemaVersion:
         """The writer schema behind a schema id: one of our known versions when the registry's
         schema has the same canonical form, else a version new to us (to be resolved)."""

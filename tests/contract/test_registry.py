@@ -210,3 +210,19 @@ def test_lookup_without_auto_registration_over_http(catalog: SchemaCatalog) -> N
         message = codec.encode("NpsResponse", SAMPLES["NpsResponse"])
         assert codec.decode(message).record == SAMPLES["NpsResponse"]
     assert message[:5] == b"\x00\x00\x00\x00\x01"
+
+
+def test_after_prepare_a_codec_reads_its_own_schemas_without_asking(
+    catalog: SchemaCatalog,
+) -> None:
+    with fake_registry() as (url, state):
+        codec = make_codec(Settings.load(schema_registry_url=url))
+        codec.prepare()
+        registered = list(state.requests)
+        message = codec.encode("ChurnRiskChanged", SAMPLES["ChurnRiskChanged"])
+        decoded = codec.decode(message)
+        requests_after = state.requests[len(registered) :]
+    assert len(registered) == len(EVENT_NAMES)
+    assert all(method == "POST" for method, _ in registered)
+    assert requests_after == []
+    assert decoded.record == SAMPLES["ChurnRiskChanged"]
