@@ -158,6 +158,11 @@ class Codec:
             body_start = SINGLE_OBJECT_HEADER_SIZE
         elif data[0] == CONFLUENT_MAGIC and len(data) >= CONFLUENT_HEADER_SIZE:
             reading, body_start = self._registry_reading(data)
+        elif data[:2] == SINGLE_OBJECT_MARKER or data[0] == CONFLUENT_MAGIC:
+            raise UndecodableError(
+                f"header truncated: {len(data)} bytes ({bytes(data).hex(' ')}) cannot hold "
+                "a schema fingerprint or id"
+            )
         else:
             expected = "Avro single-object encoding"
             if self.framing is not None:
