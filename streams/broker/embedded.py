@@ -16,7 +16,6 @@ side by side on different ports and data directories."""
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import shutil
@@ -25,8 +24,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from streams.broker.errors import (
     BrokerStartError,
     PortInUseError,
 )
-from streams.broker.fetch import KAFKA_VERSION, fetch_kafka
+from streams.broker.fetch import KAFKA_VERSION, fetch_kafka, file_lock
 from streams.broker.logs import last_lines
 from streams.settings import xdg_cache_dir
 
@@ -109,8 +108,9 @@ logger.request.level = WARN
 
 @dataclass(frozen=True)
 class BrokerRecord:
-    """What is fixed when a data directory is formatted, kept in `broker.json`. The controller
-    endpoint is written into the KRaft voter set at format time, so it cannot change later."""
+    """A data directory's facts, kept in `broker.json`: the cluster id and controller port fixed
+    when it was formatted (the controller endpoint is written into the KRaft voter set, so it
+    cannot change later), and the client port of the last start."""
 
     cluster_id: str
     port: int
@@ -247,7 +247,9 @@ class EmbeddedKafka:
         """Starts the broker and waits until it answers a metadata request; returns the
         bootstrap servers. Raises BrokerAlreadyRunningError if this data directory's broker runs."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self._start_lock():
+        # Two `start`s on one data directory at once: the second waits, then sees the first's
+        # broker running.
+        with file_lock(self.data_dir / "start.lock"):
             pid = self.pid()
             if pid is not None:
                 raise BrokerAlreadyRunningError(pid, self.bootstrap_servers)
@@ -300,7 +302,7 @@ class EmbeddedKafka:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _is_alive(pid) and self._is_our_broker(pid):
+        if is_process_alive(pid) and self._is_our_broker(pid):
             return pid
         return None
 
@@ -466,24 +468,13 @@ class EmbeddedKafka:
             return True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _is_alive(pid):
+            if not is_process_alive(pid):
                 return True
             time.sleep(0.05)
-        return not _is_alive(pid)
-
-    @contextmanager
-    def _start_lock(self) -> Iterator[None]:
-        # Two `start`s on one data directory at once: the second waits, then sees the first's
-        # broker running.
-        with (self.data_dir / "start.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return not is_process_alive(pid)
 
 
-def _is_alive(pid: int) -> bool:
+def is_process_alive(pid: int) -> bool:
     """Whether `pid` runs. A zombie (exited, not yet reaped) does not; if it is our own child,
     reap it here, since the `start` that made it may have been in this same process."""
     try:

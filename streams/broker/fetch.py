@@ -48,7 +48,7 @@ def fetch_kafka(cache_dir: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     # Two fetches at once (two terminals, parallel test sessions) must not interleave
     # their copies; the second waits and then finds the marker.
-    with _exclusive(home / "fetch.lock"):
+    with file_lock(home / "fetch.lock"):
         if is_fetched(cache_dir):
             return libs_dir(cache_dir)
         _require_tools()
@@ -107,7 +107,8 @@ def _run_maven(output_dir: Path) -> None:
 
 
 @contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `lock_path` (made if missing) across processes."""
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

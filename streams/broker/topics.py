@@ -152,7 +152,8 @@ def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]
 def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout: float = 30.0) -> None:
     """Deletes the topics that exist among `names`; the others are ignored."""
     admin = admin_client(bootstrap_servers)
-    present = [name for name in names if name in _partition_counts(admin, bootstrap_servers, 10)]
+    existing = _partition_counts(admin, bootstrap_servers, timeout)
+    present = [name for name in names if name in existing]
     if not present:
         return
     for future in admin.delete_topics(present, request_timeout=timeout).values():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedKafka, free_port
+from streams.broker.embedded import is_process_alive
 
 LOYALTY = Path(sys.executable).with_name("loyalty")
 
@@ -19,15 +20,6 @@ def loyalty(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LOYALTY), *arguments], capture_output=True, text=True, timeout=180, check=False
     )
-
-
-def process_runs(pid: int) -> bool:
-    """Whether `pid` is alive; an exited process not yet reaped by its parent is not."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 @pytest.mark.broker
@@ -40,7 +32,7 @@ def test_start_status_logs_stop(kafka_libs: Path, tmp_path: Path) -> None:
         assert f"bootstrap servers: 127.0.0.1:{port}" in started.stdout
         pid = int(re.search(r"pid:\s+(\d+)", started.stdout).group(1))  # type: ignore[union-attr]
         # the `start` process has exited; its broker has not
-        assert process_runs(pid)
+        assert is_process_alive(pid)
 
         again = loyalty("kafka", "start", *where)
         assert again.returncode == 0, again.stderr
@@ -61,7 +53,7 @@ def test_start_status_logs_stop(kafka_libs: Path, tmp_path: Path) -> None:
         stopped = loyalty("kafka", "stop", *where)
         assert stopped.returncode == 0
         assert f"stopped the broker (pid {pid})" in stopped.stdout
-        assert not process_runs(pid)
+        assert not is_process_alive(pid)
 
         after = loyalty("kafka", "status", *where)
         assert after.returncode == 1
