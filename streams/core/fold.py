@@ -63,6 +63,7 @@ AnyState = CustomerState | StateDraft
 
 _DAY_ORDINAL_OF_EPOCH = date(1970, 1, 1).toordinal()
 _SPEND = itemgetter(1)
+_EVENT_ID = itemgetter(0)
 
 
 def day_to_date(day: int) -> date:
@@ -89,11 +90,8 @@ def is_duplicate(state: CustomerState, event: InputEvent) -> bool:
     event_id = event.event_id
     if event_id in state.recent_ids:
         return True
-    if type(event) is Purchase:
-        for record in state.purchases:
-            if record.event_id == event_id:
-                return True
-    return False
+    # only a purchase can share an id with a purchase record (same event, same kind)
+    return type(event) is Purchase and event_id in map(_EVENT_ID, state.purchases)
 
 
 def apply(
@@ -339,11 +337,22 @@ def _prune(d: StateDraft, at_ms: int, program: Program) -> None:
     spend_days = d.spend_days
     oldest_kept = at_ms // MS_PER_DAY - program.longest_window_days
     if spend_days and spend_days[0].day <= oldest_kept:
-        d.spend_days = tuple(bucket for bucket in spend_days if bucket.day > oldest_kept)
+        stale = 1  # buckets are sorted by day: the stale ones are a prefix
+        while stale < len(spend_days) and spend_days[stale].day <= oldest_kept:
+            stale += 1
+        d.spend_days = spend_days[stale:]
     purchases = d.purchases
-    return_ms = program.return_window_days * MS_PER_DAY
-    if purchases and purchases[0].at_ms + return_ms <= at_ms:
-        d.purchases = tuple(record for record in purchases if record.at_ms + return_ms > at_ms)
+    if purchases:
+        # records are kept in arrival order, nearly time order: drop the stale head, and
+        # stale records behind a late one at the next chance
+        expired_before = at_ms - program.return_window_days * MS_PER_DAY
+        stale = 0
+        for record in purchases:
+            if record.at_ms > expired_before:
+                break
+            stale += 1
+        if stale:
+            d.purchases = purchases[stale:]
 
 
 def _with_spend(
@@ -674,7 +683,8 @@ def risk_score_on(state: AnyState, day: int, program: Program) -> float:
     alive = 1.0
     repeat = state.visits - 1
     if first is not None and last is not None:
-        day = max(day, last)
+        if day < last:  # noqa: PLR1730 - a branch is cheaper than max() on the hot path
+            day = last
         if repeat > 0:
             if model.unit == "days":
                 alive = churn.p_alive(repeat, last - first, day - first, model.params)
