@@ -1,0 +1,109 @@
+"""Speed of the loyalty core: the pure fold, `loyalty replay` end to end, and state size.
+
+    .venv/bin/python -m bench.core [--quick] [--events N] [--customers N]
+
+On one simulated file (`streams.tools.simulate`, BG/NBD customers with baskets, returns, NPS
+and complaints; 1M events, or 100k with --quick):
+- fold_eps: `apply` per second over pre-built input events in event-time order (no parsing,
+  no I/O), the duplicate check and churn scoring included;
+- replay_eps: rows per second of `loyalty replay` (parse, sort, fold, advance to --as-of,
+  write states), what marketing waits for;
+- state bytes: `state_to_bytes` of every customer at the end (mean, p95, max);
+- next_due_us: the cost of the worker's due-index question after an event.
+Prints and writes `bench/results/core-latest.json`."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.contract.event_files import EventFileWriter
+from streams.core import (
+    INPUT_EVENTS,
+    CustomerState,
+    RuleViolation,
+    apply,
+    new_customer,
+    next_due,
+    state_to_bytes,
+)
+from streams.program import load_program
+from streams.settings import DEFAULT_RULES
+from streams.tools.replay import parse_as_of, replay
+from streams.tools.simulate import SimulationConfig, simulate
+
+RESULTS = Path(__file__).parent / "results"
+AS_OF = "2027-01-01"
+
+
+def main(
+    quick: Annotated[bool, typer.Option(help="100k events instead of 1M")] = False,
+    events: Annotated[int | None, typer.Option(help="events to simulate")] = None,
+    customers: Annotated[int | None, typer.Option(help="customers to simulate")] = None,
+) -> None:
+    events = events or (100_000 if quick else 1_000_000)
+    customers = customers or max(1000, events // 20)
+    program = load_program(DEFAULT_RULES)
+    config = SimulationConfig(customers=customers, events=events, currency=program.currency)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "traffic.jsonl"
+        inputs = []
+        with EventFileWriter(path) as writer:
+            for schema_name, record in simulate(config):
+                writer.write(schema_name, record)
+                inputs.append(INPUT_EVENTS[schema_name](record))
+        inputs.sort(key=lambda event: event.occurred_at)
+
+        states: dict[str, CustomerState] = {}
+        outputs = violations = 0
+        started = time.perf_counter()
+        for event in inputs:
+            state = states.get(event.customer_id) or new_customer(event.customer_id)
+            try:
+                state, emitted = apply(state, event, program)
+            except RuleViolation:
+                violations += 1
+                continue
+            states[event.customer_id] = state
+            outputs += len(emitted)
+        fold_s = time.perf_counter() - started
+
+        sample = list(states.values())[:: max(1, len(states) // 2000)]
+        started = time.perf_counter()
+        for state in sample:
+            next_due(state, program)
+        next_due_us = (time.perf_counter() - started) / len(sample) * 1e6
+
+        sizes = sorted(len(state_to_bytes(state)) for state in states.values())
+
+        started = time.perf_counter()
+        summary = replay(path, program, parse_as_of(AS_OF), Path(scratch) / "states.jsonl")
+        replay_s = time.perf_counter() - started
+
+    result = {
+        "events": events,
+        "customers": len(states),
+        "fold_eps": round(len(inputs) / fold_s),
+        "fold_outputs": outputs,
+        "fold_violations": violations,
+        "replay_eps": round(summary.rows / replay_s),
+        "replay_as_of": AS_OF,
+        "replay_outputs": sum(summary.outputs.values()),
+        "state_bytes_mean": round(statistics.fmean(sizes), 1),
+        "state_bytes_p95": sizes[int(0.95 * (len(sizes) - 1))],
+        "state_bytes_max": sizes[-1],
+        "next_due_us": round(next_due_us, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "core-latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)
