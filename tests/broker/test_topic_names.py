@@ -50,3 +50,14 @@ def test_every_legal_prefix_gives_six_distinct_legal_topics(prefix: str) -> None
 def test_illegal_prefix_is_refused_with_the_rule(prefix: str) -> None:
     with pytest.raises(ValueError, match="topic prefix"):
         TopicNames(prefix)
+
+
+def test_names_agree_with_the_contracts_topic_table() -> None:
+    # The contract's table says which schemas ride on which topic; the broker room creates
+    # the topics. Two tables of one fact must name the same topics, in the same roles.
+    from streams.contract.topics import TOPICS
+
+    names = TopicNames("shop-7")
+    contract = {topic.name("shop-7"): topic.role for topic in TOPICS}
+    assert set(contract) == set(names.all)
+    assert {name for name, role in contract.items() if role == "input"} == set(names.inputs)
