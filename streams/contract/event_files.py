@@ -28,21 +28,21 @@ from streams.contract.money import MoneyError, to_minor_units
 
 @dataclass(frozen=True, slots=True)
 class InputKind:
-    """One kind of POS event: its name in files, its Avro schema and the topic that carries it."""
+    """One kind of POS event: its name in files and its Avro schema (which names its topic:
+    streams.contract.topics)."""
 
     name: str
     schema_name: str
-    topic_role: str  # "purchases" or "feedback": see streams.broker.topics.TopicNames
 
 
 INPUT_KINDS: dict[str, InputKind] = {
     kind.name: kind
     for kind in (
-        InputKind("purchase", "loyalty.v1.Purchase", "purchases"),
-        InputKind("return", "loyalty.v1.Return", "purchases"),
-        InputKind("nps", "loyalty.v1.NpsResponse", "feedback"),
-        InputKind("complaint_opened", "loyalty.v1.ComplaintOpened", "feedback"),
-        InputKind("complaint_resolved", "loyalty.v1.ComplaintResolved", "feedback"),
+        InputKind("purchase", "loyalty.v1.Purchase"),
+        InputKind("return", "loyalty.v1.Return"),
+        InputKind("nps", "loyalty.v1.NpsResponse"),
+        InputKind("complaint_opened", "loyalty.v1.ComplaintOpened"),
+        InputKind("complaint_resolved", "loyalty.v1.ComplaintResolved"),
     )
 }
 KIND_BY_SCHEMA: dict[str, InputKind] = {kind.schema_name: kind for kind in INPUT_KINDS.values()}

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.contract.event_files import KIND_BY_SCHEMA, ParsedRow, RowError
+from streams.contract.event_files import ParsedRow, RowError
+from streams.contract.topics import INPUT_SCHEMAS, topic_of
 
 SCHEMA_HEADER = "loyalty.schema"
 MAX_KEPT_PROBLEMS = 1000
@@ -27,14 +28,11 @@ class RecordEncoder(Protocol):
     def encode(self, schema_name: str, record: Mapping[str, Any]) -> bytes: ...
 
 
-class TopicRoles(Protocol):
+class TopicPrefix(Protocol):
     """What the publisher needs of the topic names (streams.broker.topics.TopicNames)."""
 
     @property
-    def purchases(self) -> str: ...
-
-    @property
-    def feedback(self) -> str: ...
+    def prefix(self) -> str: ...
 
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
@@ -83,7 +81,7 @@ class EventPublisher:
     def __init__(
         self,
         bootstrap_servers: str,
-        topics: TopicRoles,
+        topics: TopicPrefix,
         encoder: RecordEncoder,
         *,
         flush_timeout_s: float = 120.0,
@@ -92,7 +90,7 @@ class EventPublisher:
         self._producer = Producer(producer_config(bootstrap_servers, **producer_overrides))
         self._encoder = encoder
         self._topic_by_schema = {
-            schema: getattr(topics, kind.topic_role) for schema, kind in KIND_BY_SCHEMA.items()
+            schema: topic_of(schema).name(topics.prefix) for schema in INPUT_SCHEMAS
         }
         self._flush_timeout_s = flush_timeout_s
         self.tally = DeliveryTally()

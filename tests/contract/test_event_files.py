@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.contract.event_files import (
+    INPUT_KINDS,
     EventFileWriter,
     ParsedRow,
     RowError,
@@ -17,6 +18,7 @@ from streams.contract.event_files import (
     read_event_file,
 )
 from streams.contract.money import MoneyError, format_minor_units, to_minor_units
+from streams.contract.topics import INPUT_SCHEMAS
 
 
 def rows_of(path: Path, **kwargs: object) -> list[ParsedRow | RowError]:
@@ -48,6 +50,10 @@ def test_a_minimal_csv_purchase_gets_defaults_and_exact_money(tmp_path: Path) ->
     assert row.record["items"] == []
     assert row.record["occurred_at"] == datetime(2025, 3, 1, tzinfo=UTC)
     assert row.record["event_id"].startswith("file-")
+
+
+def test_every_input_kind_is_an_input_schema_of_the_contract() -> None:
+    assert {kind.schema_name for kind in INPUT_KINDS.values()} == set(INPUT_SCHEMAS)
 
 
 def test_every_kind_from_json_lines(tmp_path: Path) -> None:
@@ -84,7 +90,7 @@ def test_every_kind_from_json_lines(tmp_path: Path) -> None:
     assert partial_return.record["amount_minor"] is None
     assert isinstance(nps, ParsedRow) and nps.record["score"] == 9
     assert nps.record["occurred_at"] == datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
-    assert isinstance(opened, ParsedRow) and opened.kind.topic_role == "feedback"
+    assert isinstance(opened, ParsedRow) and opened.kind.name == "complaint_opened"
     assert isinstance(resolved, ParsedRow) and resolved.record["resolution"] is None
 
 
