@@ -15,7 +15,6 @@ What is kept, and for how long (the bounds make the state small, see `codec`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 # How many input event ids a customer's state remembers for duplicate detection.
@@ -57,8 +56,9 @@ class OpenComplaint(NamedTuple):
     overdue: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerState:
+class CustomerState(NamedTuple):
+    """Immutable (a named tuple: built once per step, compared by value, cheap to make)."""
+
     customer_id: str
     tier: int = 0  # rank in Program.tiers
     requalify_ms: int | None = None  # when the tier is next re-checked (None for the base tier)
@@ -141,27 +141,29 @@ class StateDraft:
 
 def thaw(s: CustomerState) -> StateDraft:
     d = StateDraft()
-    d.customer_id = s.customer_id
-    d.tier = s.tier
-    d.requalify_ms = s.requalify_ms
-    d.warned_ms = s.warned_ms
-    d.points = s.points
-    d.last_purchase_ms = s.last_purchase_ms
-    d.lifetime_spend_minor = s.lifetime_spend_minor
-    d.receipts = s.receipts
-    d.visits = s.visits
-    d.first_visit_day = s.first_visit_day
-    d.last_visit_day = s.last_visit_day
-    d.spend_days = s.spend_days
-    d.recent_checks = s.recent_checks
-    d.punch_cards = s.punch_cards
-    d.purchases = s.purchases
-    d.nps_score = s.nps_score
-    d.nps_ms = s.nps_ms
-    d.complaints = s.complaints
-    d.churn_level = s.churn_level
-    d.churn_day = s.churn_day
-    d.recent_ids = s.recent_ids
+    (
+        d.customer_id,
+        d.tier,
+        d.requalify_ms,
+        d.warned_ms,
+        d.points,
+        d.last_purchase_ms,
+        d.lifetime_spend_minor,
+        d.receipts,
+        d.visits,
+        d.first_visit_day,
+        d.last_visit_day,
+        d.spend_days,
+        d.recent_checks,
+        d.punch_cards,
+        d.purchases,
+        d.nps_score,
+        d.nps_ms,
+        d.complaints,
+        d.churn_level,
+        d.churn_day,
+        d.recent_ids,
+    ) = s
     return d
 
 

@@ -103,7 +103,7 @@ def test_level_holds_exactly_when_next_level_keeps_it() -> None:
     prog = program()
     state = new_customer(CUSTOMER)
     for rank, name in enumerate(prog.churn_level_names):
-        ranked = replace(state, churn_level=rank)
+        ranked = state._replace(churn_level=rank)
         for score in [i / 100 for i in range(101)]:
             kept = churn_model.next_level(name, score, prog.churn.levels) == name
             assert _level_holds(ranked, score, prog) == kept, (name, score)
@@ -134,8 +134,7 @@ def test_the_fast_score_is_the_churn_module_score(
     first = 20000
     prog = program_with(churn=replace(program().churn, unit=unit))
     receipts = visits + receipts_extra
-    state = replace(
-        new_customer(CUSTOMER),
+    state = new_customer(CUSTOMER)._replace(
         visits=visits,
         receipts=receipts,
         lifetime_spend_minor=receipts * 2500,

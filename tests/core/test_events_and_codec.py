@@ -126,7 +126,22 @@ def test_broken_bytes_are_refused_with_a_reason() -> None:
 
 
 def test_the_draft_copies_every_field_of_the_state() -> None:
-    names = [f.name for f in fields(CustomerState)]
+    names = list(CustomerState._fields)
     assert sorted(StateDraft.__slots__) == sorted(names)
     state, _ = everything_happens()[1][0], None
     assert freeze(thaw(state)) == state
+
+
+def test_output_ids_are_uuid5_of_customer_kind_and_cause() -> None:
+    import uuid
+
+    from streams.core.events import _OUTPUT_NAMESPACE, output_event_id
+
+    for customer, kind, cause in [
+        ("c-1", "tier", "p1"),
+        ("ü", "punch:coffee:3", "due:x"),
+        *[("", "", "")],
+    ]:
+        expected = uuid.uuid5(_OUTPUT_NAMESPACE, f"{customer}\x1f{kind}\x1f{cause}")
+        assert output_event_id(customer, kind, cause) == str(expected)
+    assert output_event_id("c-1", "tier", "p1") != output_event_id("c-2", "tier", "p1")
