@@ -112,17 +112,16 @@ def apply(
     outputs: list[OutputEvent] = []
     _advance(d, at_ms, program, outputs)
     _prune(d, at_ms, program)
-    kind = type(event)
-    if kind is Purchase:
-        _purchase(d, event, at_ms, program, outputs)  # type: ignore[arg-type]
-    elif kind is Return:
-        _return(d, event, at_ms, program, outputs)  # type: ignore[arg-type]
-    elif kind is NpsResponse:
-        _nps(d, event, at_ms)  # type: ignore[arg-type]
-    elif kind is ComplaintOpened:
-        _complaint_opened(d, event, at_ms, program, outputs)  # type: ignore[arg-type]
-    elif kind is ComplaintResolved:
-        _complaint_resolved(d, event)  # type: ignore[arg-type]
+    if type(event) is Purchase:
+        _purchase(d, event, at_ms, program, outputs)
+    elif type(event) is Return:
+        _return(d, event, at_ms, program, outputs)
+    elif type(event) is NpsResponse:
+        _nps(d, event, at_ms)
+    elif type(event) is ComplaintOpened:
+        _complaint_opened(d, event, at_ms, program, outputs)
+    elif type(event) is ComplaintResolved:
+        _complaint_resolved(d, event)
     else:
         raise TypeError(f"not an input event: {event!r}")
     _assess_churn(d, at_ms, event.event_id, program, outputs)

@@ -33,6 +33,7 @@ def describe_program(program: Program) -> str:
             f"{_rate(tier.discount_percent)}% discount, points x{_rate(tier.multiplier)}"
         )
     lines += [
+        f"The top tier, {program.tiers[-1].name}, is the closed club. "
         "Upgrade at once on the purchase that crosses a threshold. Downgrade only at "
         f"re-qualification, {program.requalification_days} days after the tier was reached, "
         f"to the highest tier still held; a warning {program.downgrade_warning_days} days "
