@@ -68,12 +68,16 @@ class Program:
     # compared once the customer has twice as many receipts in all
     recent_receipts: int = 3
     # derived, filled in by __post_init__
-    points_rate: tuple[tuple[int, int], ...] = field(default=(), compare=False)
-    service_recovery_rank: int = field(default=0, compare=False)
-    tier_names: tuple[str, ...] = field(default=(), compare=False)
-    churn_level_names: tuple[str, ...] = field(default=(), compare=False)
+    points_rate: tuple[tuple[int, int], ...] = field(
+        default=(), init=False, compare=False, repr=False
+    )
+    service_recovery_rank: int = field(default=0, init=False, compare=False, repr=False)
+    tier_names: tuple[str, ...] = field(default=(), init=False, compare=False, repr=False)
+    churn_level_names: tuple[str, ...] = field(default=(), init=False, compare=False, repr=False)
     # per churn level rank: the score range [low, high) in which the level holds (hysteresis)
-    churn_level_holds: tuple[tuple[float, float], ...] = field(default=(), compare=False)
+    churn_level_holds: tuple[tuple[float, float], ...] = field(
+        default=(), init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.tiers or self.tiers[0].threshold_minor != 0:
