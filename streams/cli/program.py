@@ -15,6 +15,18 @@ PANEL = "Program: rules and analysis"
 SHOWN_PROBLEMS = 10
 EXIT_BAD_RULES = 1
 
+# Help texts as one line per paragraph: rich keeps a docstring's line breaks.
+REPLAY_HELP = (
+    "Replay an event file through the loyalty rules and write every customer's state.\n\n"
+    "Events are folded in event-time order (file order for equal times) through the same "
+    "core the worker runs, then every customer is advanced to --as-of.\n\n"
+    "Try other rules with --rules my-rules.toml: what if the gold threshold were 1,000?"
+)
+CHECK_HELP = (
+    "Validate a rules file and print the program in words.\n\n"
+    "A wrong file gets a line naming the key and why, and exit status 1."
+)
+
 rules_app = typer.Typer(
     name="rules",
     help="The loyalty program's rules file: check it and read it in words.",
@@ -26,17 +38,17 @@ def register(app: typer.Typer) -> None:
     """Adds the program commands to the root app: `rules check`, `replay`, and `churn ...`
     (the churn model's commands live in streams/cli/churn.py)."""
     app.add_typer(rules_app, name="rules", rich_help_panel=PANEL)
-    app.command(rich_help_panel=PANEL)(replay)
+    app.command(rich_help_panel=PANEL, help=REPLAY_HELP)(replay)
     churn.register(app, panel=PANEL)
 
 
-@rules_app.command("check")
+@rules_app.command("check", help=CHECK_HELP)
 def check(
     path: Annotated[Path, typer.Argument(help="the rules file (TOML)", show_default=False)],
 ) -> None:
     """Validate a rules file and print the program in words.
 
-    A wrong file gets one line per problem naming the key and why, and exit status 1.
+    A wrong file gets a line naming the key and why, and exit status 1.
     """
     from streams.program import ProgramError, describe_program, load_program
 
@@ -79,9 +91,10 @@ def replay(
 ) -> None:
     """Replay an event file through the loyalty rules and write every customer's state.
 
-    Events are folded in event-time order (file order for equal times) through the same core
-    the worker runs, then every customer is advanced to --as-of. Try other rules with
-    --rules my-rules.toml: "what if the gold threshold were 1,000?"
+    Events are folded in event-time order (file order for equal times) through the same
+    core the worker runs, then every customer is advanced to --as-of.
+
+    Try other rules with --rules my-rules.toml: what if the gold threshold were 1,000?
     """
     from rich.console import Console
 
