@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import TopicNames
+from streams.broker import TopicNames, list_topics
 from streams.contract import make_codec
 from streams.contract.event_files import EventFileWriter
 from streams.settings import Settings
@@ -180,3 +180,40 @@ def test_dry_run_checks_every_row_and_sends_nothing(
     assert result.returncode == 1
     assert "line 2" in result.stderr and "line 3" in result.stderr
     assert _records(kafka_bootstrap, loyalty_topics) == 0
+
+
+def test_aiokafka_under_the_worker_reads_the_publishers_lz4_batches(
+    kafka_bootstrap: str, loyalty_topics: TopicNames
+) -> None:
+    # aiokafka needs cramjam for lz4; without it its fetcher crashes on our batches
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    codec = make_codec(Settings())
+    with EventPublisher(kafka_bootstrap, loyalty_topics, codec) as publisher:
+        for schema_name, record in simulate(SimulationConfig(customers=20, events=200)):
+            if schema_name == "loyalty.v1.Purchase":
+                publisher.write(schema_name, record)
+    sent = publisher.tally.acknowledged
+
+    async def consume_all() -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            count = list_topics(kafka_bootstrap)[loyalty_topics.purchases]
+            partitions = [TopicPartition(loyalty_topics.purchases, p) for p in range(count)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            values: list[bytes] = []
+            while len(values) < sent:
+                batches = await consumer.getmany(timeout_ms=5000)
+                assert batches, f"only {len(values)} of {sent} records arrived"
+                values += [m.value for batch in batches.values() for m in batch if m.value]
+            return values
+        finally:
+            await consumer.stop()
+
+    values = asyncio.run(consume_all())
+    assert len(values) == sent > 100
+    assert {codec.decode(value).schema_name for value in values} == {"loyalty.v1.Purchase"}
