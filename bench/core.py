@@ -5,7 +5,8 @@
 On one simulated file (`streams.tools.simulate`, BG/NBD customers with baskets, returns, NPS
 and complaints; 1M events, or 100k with --quick):
 - fold_eps: `apply` per second over pre-built input events in event-time order (no parsing,
-  no I/O), the duplicate check and churn scoring included;
+  no I/O), the duplicate check and churn scoring included; fold_eps_gc_paused: the same with
+  cyclic GC paused, as `loyalty replay` folds (see `streams.tools.replay.gc_paused`);
 - replay_eps: rows per second of `loyalty replay` (parse, sort, fold, advance to --as-of,
   write states), what marketing waits for;
 - state bytes: `state_to_bytes` of every customer at the end (mean, p95, max);
@@ -27,6 +28,8 @@ from streams.contract.event_files import EventFileWriter
 from streams.core import (
     INPUT_EVENTS,
     CustomerState,
+    InputEvent,
+    Program,
     RuleViolation,
     apply,
     new_customer,
@@ -35,11 +38,30 @@ from streams.core import (
 )
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES
-from streams.tools.replay import parse_as_of, replay
+from streams.tools.replay import gc_paused, parse_as_of, replay
 from streams.tools.simulate import SimulationConfig, simulate
 
 RESULTS = Path(__file__).parent / "results"
 AS_OF = "2027-01-01"
+
+
+def fold(
+    inputs: list[InputEvent], program: Program
+) -> tuple[float, dict[str, CustomerState], int, int]:
+    """Seconds to apply every event in order; the states, outputs and violations."""
+    states: dict[str, CustomerState] = {}
+    outputs = violations = 0
+    started = time.perf_counter()
+    for event in inputs:
+        state = states.get(event.customer_id) or new_customer(event.customer_id)
+        try:
+            state, emitted = apply(state, event, program)
+        except RuleViolation:
+            violations += 1
+            continue
+        states[event.customer_id] = state
+        outputs += len(emitted)
+    return time.perf_counter() - started, states, outputs, violations
 
 
 def main(
@@ -60,19 +82,9 @@ def main(
                 inputs.append(INPUT_EVENTS[schema_name](record))
         inputs.sort(key=lambda event: event.occurred_at)
 
-        states: dict[str, CustomerState] = {}
-        outputs = violations = 0
-        started = time.perf_counter()
-        for event in inputs:
-            state = states.get(event.customer_id) or new_customer(event.customer_id)
-            try:
-                state, emitted = apply(state, event, program)
-            except RuleViolation:
-                violations += 1
-                continue
-            states[event.customer_id] = state
-            outputs += len(emitted)
-        fold_s = time.perf_counter() - started
+        fold_s, states, outputs, violations = fold(inputs, program)
+        with gc_paused():
+            fold_paused_s, *_ = fold(inputs, program)
 
         sample = list(states.values())[:: max(1, len(states) // 2000)]
         started = time.perf_counter()
@@ -90,6 +102,7 @@ def main(
         "events": events,
         "customers": len(states),
         "fold_eps": round(len(inputs) / fold_s),
+        "fold_eps_gc_paused": round(len(inputs) / fold_paused_s),
         "fold_outputs": outputs,
         "fold_violations": violations,
         "replay_eps": round(summary.rows / replay_s),

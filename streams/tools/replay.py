@@ -9,6 +9,7 @@ their line, as the worker would dead-letter them; duplicates are ignored, as the
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -243,17 +244,34 @@ def replay(
     `advance(n)` callable (`streams.tools.progress.progress_bar`), or None for no progress."""
     bars = progress or _no_progress
     summary = ReplaySummary()
-    with bars("reading", count_rows(events_path)) as advance_bar:
+    with bars("reading", count_rows(events_path)) as advance_bar, gc_paused():
         events = read_events(events_path, program.currency, default_type, summary, advance_bar)
     with ExitStack() as stack:
         writer = None
         if events_out is not None:
             events_out.parent.mkdir(parents=True, exist_ok=True)
             writer = _OutputWriter(stack.enter_context(events_out.open("w", encoding="utf-8")))
-        with bars("folding", len(events)) as advance_bar:
+        with bars("folding", len(events)) as advance_bar, gc_paused():
             states = fold_events(events, program, as_of, summary, writer, advance_bar)
     write_states(states, as_of, program, out)
     return summary
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while reading or folding. Both make millions of small
+    objects and no reference cycles, and each collection would walk every event and state
+    held in memory: measured, collections took a third of the fold's time. What is alive now
+    (the events read) is frozen out of collections until the block ends."""
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
 
 
 @contextmanager
