@@ -5,7 +5,7 @@ money is integer minor units. Collections are tuples, so a state is a value: `==
 states, and an update builds a new state sharing what did not change.
 
 What is kept, and for how long (the bounds make the state small, see `codec`):
-- `spend_days`: one bucket per visit day (net spend and receipts) for the program's longest
+- `spend_days`: one bucket per visit day (its net spend) for the program's longest
   window (365 days by default): the rolling spend is exact to the day, and visits in the last
   180 / 365 days are counted from the same buckets.
 - `purchases`: what each purchase still returnable earned (spend, points, stamps, the upgrade
