@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.contract.codec import Codec
 from streams.core import (
@@ -145,3 +147,73 @@ def test_output_ids_are_uuid5_of_customer_kind_and_cause() -> None:
         expected = uuid.uuid5(_OUTPUT_NAMESPACE, f"{customer}\x1f{kind}\x1f{cause}")
         assert output_event_id(customer, kind, cause) == str(expected)
     assert output_event_id("c-1", "tier", "p1") != output_event_id("c-2", "tier", "p1")
+
+
+ids = st.one_of(
+    st.uuids().map(str),
+    st.text(min_size=1, max_size=40),
+    st.integers(0, 10**6).map(lambda n: f"file-0123456789abcdef0123-{n}"),
+)
+times = st.integers(-(10**12), 4 * 10**12)
+days = st.integers(-20000, 40000)
+counts = st.integers(0, 10**9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    customer_id=st.text(min_size=1, max_size=20),
+    optional_ms=st.lists(st.none() | times, min_size=4, max_size=4),
+    optional_days=st.lists(st.none() | days, min_size=3, max_size=3),
+    numbers=st.lists(counts, min_size=6, max_size=6),
+    spend_days=st.lists(st.tuples(days, st.integers(0, 10**9)), max_size=30),
+    recent_ids=st.lists(ids, max_size=8, unique=True),
+    purchases=st.lists(
+        st.tuples(
+            ids, times, counts, counts, st.lists(counts, max_size=2),
+            st.none() | st.integers(0, 5), st.none() | times,
+        ),
+        max_size=12,
+    ),
+    complaints=st.lists(st.tuples(st.text(max_size=10), times, st.booleans()), max_size=3),
+    nps_score=st.none() | st.integers(0, 10),
+)  # fmt: skip
+def test_any_state_survives_its_bytes(
+    customer_id: str,
+    optional_ms: list[int | None],
+    optional_days: list[int | None],
+    numbers: list[int],
+    spend_days: list[tuple[int, int]],
+    recent_ids: list[str],
+    purchases: list[tuple[str, int, int, int, list[int], int | None, int | None]],
+    complaints: list[tuple[str, int, bool]],
+    nps_score: int | None,
+) -> None:
+    from streams.core.state import OpenComplaint, PunchCardStamps, PurchaseRecord, SpendDay
+
+    state = CustomerState(
+        customer_id=customer_id,
+        tier=numbers[0] % 4,
+        requalify_ms=optional_ms[0],
+        warned_ms=optional_ms[1],
+        points=numbers[1],
+        last_purchase_ms=optional_ms[2],
+        lifetime_spend_minor=numbers[2],
+        receipts=numbers[3],
+        visits=numbers[4],
+        first_visit_day=optional_days[0],
+        last_visit_day=optional_days[1],
+        spend_days=tuple(SpendDay(day, spend) for day, spend in sorted(spend_days)),
+        recent_checks=tuple(numbers[:3]),
+        punch_cards=(PunchCardStamps(numbers[5], numbers[0]),),
+        purchases=tuple(
+            PurchaseRecord(i, at, left, pts, tuple(stamps), up, None if up is None else before)
+            for i, at, left, pts, stamps, up, before in purchases
+        ),
+        nps_score=nps_score,
+        nps_ms=optional_ms[3],
+        complaints=tuple(OpenComplaint(*complaint) for complaint in complaints),
+        churn_level=numbers[0] % 3,
+        churn_day=optional_days[2],
+        recent_ids=tuple(recent_ids),
+    )
+    assert state_from_bytes(state_to_bytes(state)) == state
