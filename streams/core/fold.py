@@ -750,9 +750,20 @@ def _silent_churn_change(state: AnyState, horizon_day: int, program: Program) ->
         return None
     if _level_holds(state, risk_score_on(state, horizon_day, program), program):
         return None
-    found = _next_churn_day(state, program)
-    # the day solver and the score agree by construction; the horizon is the fallback
-    return horizon_day if found is None or found > horizon_day else found
+    # The same day churn.next_risk_change finds (next_due asks it), by bisection with the
+    # fast score: in silence the score only rises, so once the level holds on a day it holds
+    # on every earlier one after the assessment, and fails on every later one once it fails.
+    low = state.churn_day + 1
+    if low == horizon_day or not _level_holds(state, risk_score_on(state, low, program), program):
+        return low
+    high = horizon_day  # holds on low, fails on high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _level_holds(state, risk_score_on(state, middle, program), program):
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def _next_churn_day(state: AnyState, program: Program) -> int | None:
