@@ -11,10 +11,11 @@ the end emit the same events with the same ids, each stamped with the time it wa
 Time-driven outputs happen at *scheduled* times (a complaint becoming overdue, points expiry, a
 downgrade warning, a re-qualification) and on *churn days*: P(alive) falls while a customer is
 silent, so the risk level can rise at the first midnight (UTC) on which the score reaches the
-next level's bound. `churn.next_risk_change` finds that day; the fold asks it only once the
-level has in fact changed by the horizon, which keeps the hot path to one or two scores per
-event. The churn level is assessed as of every event and every scheduled time (and only then),
-so the hysteresis sees the same scores whoever calls `advance` how often.
+next level's bound. `next_due` asks `churn.next_risk_change` for that day; the fold, once it
+sees the level changed by the horizon, finds the same day by bisection with the fast score,
+which keeps the hot path to one or two scores per event. The churn level is assessed as of
+every event and every scheduled time (and only then), so the hysteresis sees the same scores
+whoever calls `advance` how often.
 """
 
 from __future__ import annotations
