@@ -1,0 +1,258 @@
+"""One record at a time, without Kafka: decode and check an input record, apply it to the
+customer's stored state with the core, and say what to write and what to send. The agent
+moves bytes in and out; everything that decides lives here or in the core, so it is tested
+without a broker.
+
+Nothing raises for bad input: every record that cannot be applied becomes a dead letter with
+the reason, its source coordinates and its raw bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from streams.broker.topics import TopicNames
+from streams.contract import Codec
+from streams.contract.errors import ContractError, RecordInvalidError
+from streams.core import (
+    INPUT_EVENTS,
+    InputEvent,
+    OutputEvent,
+    Program,
+    RuleViolation,
+    advance,
+    apply,
+    new_customer,
+    next_due,
+)
+from streams.core.events import from_ms, to_ms
+from streams.worker.envelope import SOURCES, EnvelopeError, StoredCustomer, stored
+from streams.worker.ordering import NO_EVENT_TIME, Pending, Source
+
+_SOURCE_OF_SCHEMA = {
+    "loyalty.v1.Purchase": Source.PURCHASES,
+    "loyalty.v1.Return": Source.PURCHASES,
+    "loyalty.v1.NpsResponse": Source.FEEDBACK,
+    "loyalty.v1.ComplaintOpened": Source.FEEDBACK,
+    "loyalty.v1.ComplaintResolved": Source.FEEDBACK,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """A record as it came off an input topic."""
+
+    source: Source
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    error_kind: str
+    message: str
+    event_id: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An input record after decoding: the event to apply, or why it cannot be."""
+
+    record: InputRecord
+    event: InputEvent | None
+    rejection: Rejection | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A record to produce: an output event or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    event_id: str | None
+    kind: str  # the schema's short name, for metrics
+
+
+@dataclass(slots=True)
+class Outcome:
+    customer_id: str | None = None
+    write: StoredCustomer | None = None  # None: the stored customer stays as it was
+    send: list[Outbound] = field(default_factory=list)
+    duplicate: bool = False
+    rejected: Rejection | None = None
+
+    @property
+    def next_due_ms(self) -> int | None:
+        return None if self.write is None else self.write.next_due_ms
+
+
+def expected_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's Java client (and aiokafka) choose for a key: murmur2, positive."""
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+class Processor:
+    def __init__(self, program: Program, codec: Codec, topics: TopicNames, partitions: int):
+        self.program = program
+        self.codec = codec
+        self.topics = topics
+        self.partitions = partitions
+        self._topic_of_role = {
+            "tier_changes": topics.tier_changes,
+            "churn_risk": topics.churn_risk,
+            "rewards": topics.rewards,
+        }
+
+    # ---- decoding ----------------------------------------------------------------------------
+
+    def check(self, record: InputRecord) -> Pending[Checked]:
+        """Decodes and checks what can be checked without the customer's state. Bad records
+        get no event time, so they leave the merge as soon as their turn in offset order comes."""
+        event, rejection = self._decode(record)
+        occurred_ms = NO_EVENT_TIME if event is None else to_ms(event.occurred_at)
+        return Pending(occurred_ms, record.source, record.offset, Checked(record, event, rejection))
+
+    def _decode(self, record: InputRecord) -> tuple[InputEvent | None, Rejection | None]:
+        if not record.value:
+            return None, Rejection("DECODE", "empty value: no event to decode")
+        try:
+            decoded = self.codec.decode(record.value)
+        except RecordInvalidError as error:
+            return None, Rejection(error.error_kind, str(error), error.event_id, error.customer_id)
+        except ContractError as error:
+            return None, Rejection(error.error_kind, str(error))
+        body = decoded.record
+        ids = {"event_id": body.get("event_id"), "customer_id": body.get("customer_id")}
+        source = _SOURCE_OF_SCHEMA.get(decoded.schema_name)
+        if source is None:
+            return None, Rejection(
+                "UNKNOWN_SCHEMA", f"{decoded.schema_name} is not an input event", **ids
+            )
+        if source is not record.source:
+            return None, Rejection(
+                "WRONG_TOPIC",
+                f"{decoded.schema_name} belongs on the {source.name.lower()} topic, "
+                f"not on {record.topic}",
+                **ids,
+            )
+        customer_key = str(body["customer_id"]).encode()
+        if record.key != customer_key:
+            return None, Rejection(
+                "KEY_MISMATCH",
+                f"record key {record.key!r} is not the customer id {body['customer_id']!r}",
+                **ids,
+            )
+        home = expected_partition(customer_key, self.partitions)
+        if home != record.partition:
+            return None, Rejection(
+                "MISPARTITIONED",
+                f"customer {body['customer_id']!r} belongs on partition {home} (murmur2 of the "
+                f"key, as Kafka's Java client partitions), not {record.partition}; librdkafka "
+                "producers need partitioner=murmur2_random",
+                **ids,
+            )
+        return INPUT_EVENTS[decoded.schema_name](body), None
+
+    # ---- applying ----------------------------------------------------------------------------
+
+    def apply(self, checked: Checked, stored_bytes: bytes | None, now: datetime) -> Outcome:
+        """The outcome of one checked record for its customer (`stored_bytes`: the table's
+        value for the customer, None for a new one). `now` only stamps dead letters."""
+        record = checked.record
+        if checked.event is None:
+            rejection = checked.rejection or Rejection("DECODE", "no event")
+            return Outcome(
+                customer_id=rejection.customer_id,
+                send=[self.dead_letter(record, rejection, now)],
+                rejected=rejection,
+            )
+        event = checked.event
+        outcome = Outcome(customer_id=event.customer_id)
+        try:
+            current = self._load(stored_bytes, event.customer_id, record.partition)
+        except (EnvelopeError, ValueError) as error:
+            rejection = Rejection("STATE", f"stored state unreadable: {error}", event.event_id,
+                                  event.customer_id)  # fmt: skip
+            outcome.send.append(self.dead_letter(record, rejection, now))
+            outcome.rejected = rejection
+            return outcome
+        if current.applied(record.source, record.offset):
+            outcome.duplicate = True  # redelivered after a crash or a rebalance: applied once
+            return outcome
+        offsets = list(current.next_offsets)
+        offsets[record.source] = record.offset + 1
+        state = current.state
+        try:
+            state, outputs = apply(state, event, self.program)
+        except RuleViolation as violation:
+            rejection = Rejection(violation.error_kind, violation.reason, event.event_id,
+                                  event.customer_id)  # fmt: skip
+            outcome.send.append(self.dead_letter(record, rejection, now))
+            outcome.rejected = rejection
+            outputs = ()  # the state stays, but the offset moves on: the record is done
+        outcome.send.extend(self.encode_outputs(outputs))
+        outcome.write = self._store(state, record.partition, tuple(offsets))
+        return outcome
+
+    def advance(self, stored_bytes: bytes, up_to: datetime) -> Outcome:
+        """Time-driven work for one customer up to `up_to` (the partition's clock)."""
+        current = StoredCustomer.from_bytes(stored_bytes)
+        state, outputs = advance(current.state, up_to, self.program)
+        outcome = Outcome(customer_id=state.customer_id, send=self.encode_outputs(outputs))
+        outcome.write = self._store(state, current.partition, current.next_offsets)
+        return outcome
+
+    def _load(self, stored_bytes: bytes | None, customer_id: str, partition: int) -> StoredCustomer:
+        if stored_bytes is None:
+            return stored(new_customer(customer_id), partition, (0,) * SOURCES, None)
+        return StoredCustomer.from_bytes(stored_bytes)
+
+    def _store(self, state: Any, partition: int, offsets: tuple[int, ...]) -> StoredCustomer:
+        due = next_due(state, self.program)
+        return stored(state, partition, offsets, None if due is None else to_ms(due))
+
+    # ---- encoding ----------------------------------------------------------------------------
+
+    def encode_outputs(
+        self, outputs: tuple[OutputEvent, ...] | list[OutputEvent]
+    ) -> list[Outbound]:
+        return [
+            Outbound(
+                topic=self._topic_of_role[output.TOPIC_ROLE],
+                key=output.customer_id.encode(),
+                value=self.codec.encode(output.SCHEMA, output.to_record()),
+                event_id=output.event_id,
+                kind=output.SCHEMA.rpartition(".")[2],
+            )
+            for output in outputs
+        ]
+
+    def dead_letter(self, record: InputRecord, rejection: Rejection, now: datetime) -> Outbound:
+        value = self.codec.encode(
+            "loyalty.v1.DeadLetter",
+            {
+                "source_topic": record.topic,
+                "source_partition": record.partition,
+                "source_offset": record.offset,
+                "raw_key": record.key,
+                "raw_value": record.value,
+                "error_kind": rejection.error_kind,
+                "message": rejection.message,
+                "failed_at": now.astimezone(UTC),
+                "event_id": rejection.event_id,
+                "customer_id": rejection.customer_id,
+            },
+        )
+        return Outbound(self.topics.dead_letter, record.key, value, None, "DeadLetter")
+
+
+def due_moment(ms: int) -> datetime:
+    return from_ms(ms)

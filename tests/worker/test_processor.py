@@ -1,0 +1,201 @@
+"""The worker's per-record decisions, without a broker."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastavro import schemaless_writer
+
+from streams.broker import TopicNames
+from streams.contract import Codec, make_codec
+from streams.contract.codec import SINGLE_OBJECT_MARKER
+from streams.program import load_program
+from streams.settings import DEFAULT_RULES, Settings
+from streams.worker.envelope import StoredCustomer
+from streams.worker.ordering import NO_EVENT_TIME, Source
+from streams.worker.processor import InputRecord, Outcome, Processor, expected_partition
+
+PARTITIONS = 4
+TOPICS = TopicNames("t")
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return make_codec(Settings())
+
+
+@pytest.fixture(scope="module")
+def processor(codec: Codec) -> Processor:
+    return Processor(load_program(DEFAULT_RULES), codec, TOPICS, PARTITIONS)
+
+
+def purchase(event_id: str, customer: str, total_minor: int, at: datetime = T0) -> dict[str, Any]:
+    return {"event_id": event_id, "customer_id": customer, "store_id": "s1", "occurred_at": at,
+            "currency": "EUR", "total_minor": total_minor, "items": []}  # fmt: skip
+
+
+def record_of(
+    codec: Codec,
+    schema: str,
+    body: dict[str, Any],
+    offset: int,
+    *,
+    source: Source = Source.PURCHASES,
+    key: bytes | None = None,
+    partition: int | None = None,
+) -> InputRecord:
+    key = body["customer_id"].encode() if key is None else key
+    partition = expected_partition(key, PARTITIONS) if partition is None else partition
+    topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
+    return InputRecord(source, topic, partition, offset, key, codec.encode(schema, body))
+
+
+def run(processor: Processor, record: InputRecord, stored: bytes | None) -> Outcome:
+    return processor.apply(processor.check(record).payload, stored, NOW)
+
+
+def test_a_purchase_over_the_silver_threshold_writes_state_and_sends_a_tier_change(
+    codec: Codec, processor: Processor
+) -> None:
+    record = record_of(codec, "loyalty.v1.Purchase", purchase("p1", "c-1", 60_000), offset=7)
+    outcome = run(processor, record, None)
+    assert outcome.write is not None and outcome.rejected is None
+    assert outcome.write.partition == record.partition
+    assert outcome.write.next_offsets == (8, 0)
+    state = outcome.write.state
+    assert state.points == 600 and state.lifetime_spend_minor == 60_000
+    [sent] = outcome.send
+    assert sent.topic == TOPICS.tier_changes and sent.key == b"c-1" and sent.kind == "TierChanged"
+    decoded = codec.decode(sent.value)
+    assert decoded.record["new_tier"] == "silver" and decoded.record["caused_by"] == "p1"
+    assert decoded.record["event_id"] == sent.event_id
+    # the stored header says when the downgrade check is due, for the due index
+    assert outcome.write.next_due_ms is not None
+
+
+def test_a_redelivered_record_is_applied_once_and_sends_nothing(
+    codec: Codec, processor: Processor
+) -> None:
+    first = record_of(codec, "loyalty.v1.Purchase", purchase("p1", "c-1", 60_000), offset=7)
+    after = run(processor, first, None)
+    assert after.write is not None
+    stored = after.write.to_bytes()
+    again = run(processor, first, stored)
+    assert again.duplicate and again.write is None and again.send == []
+    # an earlier offset of the same source is also behind the high-water mark
+    earlier = record_of(codec, "loyalty.v1.Purchase", purchase("p0", "c-1", 100), offset=3)
+    assert run(processor, earlier, stored).duplicate
+    # the other source keeps its own mark
+    nps = {"event_id": "n1", "customer_id": "c-1", "store_id": None, "occurred_at": T0,
+           "score": 10, "comment": None}  # fmt: skip
+    feedback = record_of(codec, "loyalty.v1.NpsResponse", nps, offset=3, source=Source.FEEDBACK)
+    applied = run(processor, feedback, stored)
+    assert not applied.duplicate and applied.write is not None
+    assert applied.write.next_offsets == (8, 4)
+    assert applied.write.state.nps_score == 10
+
+
+def test_garbage_bytes_become_a_dead_letter_with_the_raw_record(
+    codec: Codec, processor: Processor
+) -> None:
+    record = InputRecord(Source.PURCHASES, TOPICS.purchases, 2, 41, b"c-9", b'{"json": true}')
+    pending = processor.check(record)
+    assert pending.occurred_ms == NO_EVENT_TIME
+    outcome = processor.apply(pending.payload, None, NOW)
+    assert outcome.write is None
+    [letter] = outcome.send
+    assert letter.topic == TOPICS.dead_letter and letter.key == b"c-9"
+    body = codec.decode(letter.value).record
+    assert body["error_kind"] == "DECODE"
+    assert body["source_topic"] == TOPICS.purchases
+    assert (body["source_partition"], body["source_offset"]) == (2, 41)
+    assert body["raw_value"] == b'{"json": true}'
+    assert body["failed_at"] == NOW
+    assert "single-object" in body["message"]
+
+
+def single_object_bytes(codec: Codec, schema: str, body: dict[str, Any]) -> bytes:
+    """Bytes our codec would refuse to write: a contract-breaking record, framed by hand."""
+    version = codec.catalog.events[schema.rpartition(".")[2]].current
+    out = io.BytesIO()
+    out.write(SINGLE_OBJECT_MARKER + version.fingerprint)
+    schemaless_writer(out, version.parsed, body)
+    return out.getvalue()
+
+
+def test_a_record_that_breaks_the_contract_is_dead_lettered_with_its_ids(
+    codec: Codec, processor: Processor
+) -> None:
+    nps = {"event_id": "n-11", "customer_id": "c-3", "store_id": None, "occurred_at": T0,
+           "score": 11, "comment": None}  # fmt: skip
+    value = single_object_bytes(codec, "loyalty.v1.NpsResponse", nps)
+    record = InputRecord(Source.FEEDBACK, TOPICS.feedback, 1, 5, b"c-3", value)
+    outcome = run(processor, record, None)
+    [letter] = outcome.send
+    body = codec.decode(letter.value).record
+    assert body["error_kind"] == "CONTRACT"
+    assert "score" in body["message"] and "11" in body["message"]
+    assert (body["event_id"], body["customer_id"]) == ("n-11", "c-3")
+    assert outcome.write is None
+
+
+@pytest.mark.parametrize(
+    ("key", "partition", "source", "kind"),
+    [
+        (b"someone-else", None, Source.PURCHASES, "KEY_MISMATCH"),
+        (None, "wrong", Source.PURCHASES, "MISPARTITIONED"),
+        (None, None, Source.FEEDBACK, "WRONG_TOPIC"),
+    ],
+)
+def test_records_on_the_wrong_key_partition_or_topic_are_dead_lettered(
+    codec: Codec,
+    processor: Processor,
+    key: bytes | None,
+    partition: str | None,
+    source: Source,
+    kind: str,
+) -> None:
+    body = purchase("p1", "c-1", 100)
+    home = expected_partition(b"c-1", PARTITIONS)
+    wrong = (home + 1) % PARTITIONS if partition == "wrong" else None
+    record = record_of(codec, "loyalty.v1.Purchase", body, 0, key=key, partition=wrong,
+                       source=source)  # fmt: skip
+    outcome = run(processor, record, None)
+    assert outcome.rejected is not None and outcome.rejected.error_kind == kind
+    assert outcome.write is None
+    assert codec.decode(outcome.send[0].value).record["error_kind"] == kind
+
+
+def test_a_return_of_an_unknown_purchase_is_dead_lettered_but_the_offset_moves_on(
+    codec: Codec, processor: Processor
+) -> None:
+    body: dict[str, Any] = {"event_id": "r1", "customer_id": "c-1", "store_id": None, "occurred_at": T0,
+            "purchase_event_id": "nope", "currency": "EUR", "amount_minor": None,
+            "items": []}  # fmt: skip
+    outcome = run(processor, record_of(codec, "loyalty.v1.Return", body, offset=4), None)
+    assert outcome.rejected is not None and outcome.rejected.error_kind == "CONTRACT"
+    assert "nope" in codec.decode(outcome.send[0].value).record["message"]
+    assert outcome.write is not None and outcome.write.next_offsets == (5, 0)
+    assert outcome.write.state.lifetime_spend_minor == 0
+
+
+def test_advance_emits_what_time_alone_causes_and_reschedules(
+    codec: Codec, processor: Processor
+) -> None:
+    gold = run(
+        processor, record_of(codec, "loyalty.v1.Purchase", purchase("p1", "c-1", 200_000), 0), None
+    )
+    assert gold.write is not None and gold.write.next_due_ms is not None
+    due = datetime.fromtimestamp(gold.write.next_due_ms / 1000, tz=UTC)
+    later = processor.advance(gold.write.to_bytes(), due + timedelta(days=400))
+    kinds = sorted(sent.kind for sent in later.send)
+    assert "TierChanged" in kinds  # re-qualification after a year without spend
+    assert later.write is not None
+    assert later.write.state.tier == 0
+    assert later.write.next_offsets == gold.write.next_offsets
+    assert StoredCustomer.from_bytes(later.write.to_bytes()) == later.write
