@@ -174,9 +174,10 @@ def test_records_on_the_wrong_key_partition_or_topic_are_dead_lettered(
 def test_a_return_of_an_unknown_purchase_is_dead_lettered_but_the_offset_moves_on(
     codec: Codec, processor: Processor
 ) -> None:
-    body: dict[str, Any] = {"event_id": "r1", "customer_id": "c-1", "store_id": None, "occurred_at": T0,
-            "purchase_event_id": "nope", "currency": "EUR", "amount_minor": None,
-            "items": []}  # fmt: skip
+    body: dict[str, Any] = {
+        "event_id": "r1", "customer_id": "c-1", "store_id": None, "occurred_at": T0,
+        "purchase_event_id": "nope", "currency": "EUR", "amount_minor": None, "items": [],
+    }  # fmt: skip
     outcome = run(processor, record_of(codec, "loyalty.v1.Return", body, offset=4), None)
     assert outcome.rejected is not None and outcome.rejected.error_kind == "CONTRACT"
     assert "nope" in codec.decode(outcome.send[0].value).record["message"]
