@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from streams.core import ChurnRiskChanged, advance, apply, next_due
 from streams.core import churn as churn_model
 from streams.core.fold import risk_on, risk_score_on
+from streams.core.fold import risk_signals as fold_signals
 from streams.core.state import OpenComplaint, new_customer
 from tests.core.factories import (
     CUSTOMER,
@@ -148,3 +149,51 @@ def test_the_fast_score_is_the_churn_module_score(
     fast = risk_score_on(state, day, prog)
     reference = risk_on(state, day, prog).score
     assert fast == reference or (math.isnan(fast) and math.isnan(reference))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    visits=st.integers(1, 40),
+    span=st.integers(0, 300),
+    after=st.integers(0, 400),
+    score=st.none() | st.integers(0, 10),
+    overdue=st.booleans(),
+    level=st.integers(0, 3),
+    unit=st.sampled_from(["days", "weeks"]),
+)
+def test_the_churn_day_is_the_churn_module_day(
+    visits: int,
+    span: int,
+    after: int,
+    score: int | None,
+    overdue: bool,
+    level: int,
+    unit: Literal["days", "weeks"],
+) -> None:
+    from streams.core.fold import _next_churn_day, date_to_day, day_to_date, visit_history
+
+    span = span if visits > 1 else 0
+    prog = program_with(churn=replace(program().churn, unit=unit))
+    first = 20000
+    state = new_customer(CUSTOMER)._replace(
+        visits=visits,
+        receipts=visits,
+        lifetime_spend_minor=visits * 2500,
+        first_visit_day=first,
+        last_visit_day=first + span,
+        nps_score=score,
+        complaints=(OpenComplaint("k", 0, overdue),),
+        churn_level=level,
+        churn_day=first + span + after,
+    )
+    history = visit_history(state)
+    assert history is not None
+    expected = churn_model.next_risk_change(
+        prog.churn_level_names[level],
+        history,
+        fold_signals(state, prog),
+        day_to_date(first + span + after + 1),
+        prog.churn,
+    )
+    found = _next_churn_day(state, prog)
+    assert found == (None if expected is None else date_to_day(expected))
