@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +48,35 @@ class Settings(BaseSettings):
         description="Confluent-compatible schema registry; unset = Avro single-object encoding",
     )
     cache_dir: Path = Field(default_factory=xdg_cache_dir, description="jars and default data")
+
+    # the worker
+    app_id: str = Field(
+        default="loyalty-worker",
+        description="the workers' consumer group; names their changelog and tick topics",
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once: outputs at least once with stable ids; exactly_once: "
+        "Kafka transactions, read_committed consumers",
+    )
+    clock: Literal["live", "event"] = Field(
+        default="live",
+        description="live: wall-clock ticks move idle partitions on; event: time only from "
+        "events (deterministic replay)",
+    )
+    late_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="how late an event may be before time-driven work "
+        "that it would have changed is done without it",
+    )
+    tick_seconds: float = Field(default=5.0, gt=0, description="wall-clock tick interval")
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb", description="where the worker keeps its table locally"
+    )
+    standby_replicas: int = Field(
+        default=0, ge=0, description="standby copies of each table partition"
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import demo, ops, pos, program
+from streams.cli import demo, ops, pos, program, worker
 
 app = typer.Typer(
     name="loyalty",
@@ -25,6 +25,7 @@ app = typer.Typer(
 
 demo.register(app)
 pos.register(app)
+worker.register(app)
 ops.register(app)
 program.register(app)
 

@@ -1,0 +1,174 @@
+"""The Faust app: topics, the customer table and one agent that hands every record to the
+WorkerLoop. The topology fits on one screen; what happens to a record lives in `loop` and
+`processor`.
+
+Choices made around faust-streaming's known problems with offsets and recovery:
+- one agent, concurrency 1, over both input topics and the tick topic: no concurrent
+  acks (lost offsets with concurrency > 1), one writer per customer, no locks;
+- acks are manual and in offset order per partition (no gaps for its commit logic);
+- correctness does not rest on Faust's commits: the table stores, per customer, the next
+  offset of each source not yet applied, so whatever is redelivered after a crash or a
+  rebalance is applied once (see `envelope` and `loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.broker.topics import TopicNames, ensure_topics
+from streams.contract import make_codec
+from streams.program import load_program
+from streams.settings import Settings
+from streams.worker.loop import WorkerLoop
+from streams.worker.ordering import Source
+from streams.worker.processor import InputRecord, Outbound, Processor
+
+
+def ticks_topic_name(settings: Settings) -> str:
+    return f"{settings.app_id}-ticks"
+
+
+def faust_broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
+
+
+def prepare_topics(settings: Settings) -> None:
+    """Our topics and the tick topic exist with the configured partition count (the
+    changelog is Faust's to create)."""
+    topics = TopicNames(settings.topic_prefix)
+    ensure_topics(
+        settings.bootstrap_servers,
+        [*topics.all, ticks_topic_name(settings)],
+        settings.partitions,
+        settings.replication_factor,
+    )
+
+
+def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
+    program = load_program(settings.rules)
+    codec = make_codec(settings)
+    codec.prepare()
+    topics = TopicNames(settings.topic_prefix)
+    ticks = ticks_topic_name(settings)
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker_url(settings.bootstrap_servers),
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        processing_guarantee=settings.processing_guarantee,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # a SIGKILLed worker's partitions move on after this, not after Faust's 60 s default
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_in_thread=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        "customers",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    inputs = app.topic(topics.purchases, topics.feedback, ticks, key_serializer="raw",
+                       value_serializer="raw")  # fmt: skip
+    source_of = {topics.purchases: Source.PURCHASES, topics.feedback: Source.FEEDBACK}
+    topic_of_source = {source: name for name, source in source_of.items()}
+
+    async def send(outbound: list[Outbound]) -> None:
+        pending = [
+            await app.producer.send(
+                item.topic, item.key, item.value, partition=None, timestamp=None, headers=None
+            )
+            for item in outbound
+        ]
+        await asyncio.gather(*pending)
+
+    def caught_up(source: Source, partition: int, last_seen: int | None) -> bool:
+        """The consumer's view: the highwater from its latest fetch response, against the
+        last record we saw, or (none seen since assignment) the committed offset it started
+        from. Without a highwater yet it cannot say, so no."""
+        tp = TP(topic_of_source[source], partition)
+        try:
+            highwater = app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more), or never fetched: unknown
+            return False
+        if highwater is None:
+            return False
+        if last_seen is not None:
+            return bool(last_seen + 1 >= highwater)
+        # after the seek to the committed offset Faust keeps it here (private, read-only use)
+        start = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+        return bool(highwater == 0 or (start is not None and start >= highwater))
+
+    loop = WorkerLoop(
+        Processor(program, codec, topics, settings.partitions),
+        table,
+        send,
+        caught_up,
+        grace_ms=int(settings.late_grace_seconds * 1000),
+        live_clock=settings.clock == "live",
+    )
+
+    @app.agent(inputs, concurrency=1)
+    async def process(stream: Any) -> None:
+        async for event in stream.noack().events():
+            message = event.message
+            if message.topic == ticks:
+                await loop.on_tick(message.partition, int.from_bytes(message.value, "big"))
+                event.ack()
+                continue
+            record = InputRecord(
+                source_of[message.topic],
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+            )
+            await loop.on_record(record, event.ack)
+
+    tick_topic = app.topic(ticks, key_serializer="raw", value_serializer="raw")
+
+    @app.timer(settings.tick_seconds)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        # through the log, so that the agent (the table's only writer) does the work
+        now_ms = int(time.time() * 1000).to_bytes(8, "big")
+        for tp in app.consumer.assignment():
+            if tp.topic == topics.purchases:
+                await tick_topic.send(value=now_ms, partition=tp.partition)
+
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        loop.revoke({tp.partition for tp in revoked if tp.topic == topics.purchases})
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        ready = not app.rebalancing and recovery.completed.is_set()
+        body = {"ready": ready, "assigned": sorted(str(tp) for tp in app.consumer.assignment())}
+        return web.json(body, status=200 if ready else 503)
+
+    return app, loop

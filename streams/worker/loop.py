@@ -1,0 +1,204 @@
+"""The worker's processing loop for the partitions it owns, apart from Faust: records in, the
+event-time merge, the processor, the table, sends, acks and time-driven work. The Faust agent
+hands it records and ticks; tests hand it the same through fakes.
+
+Order of effects, per record: outputs (and dead letters) are sent and acknowledged by Kafka
+first, then the customer's new state is written to the table (whose changelog Faust flushes
+before it commits offsets), then the input record is acked. A crash anywhere in between leaves
+the record unapplied or applied, never half: if the state write is lost the record is read
+again, applied again and its outputs sent again with the same ids; if it is not lost the
+record's offset is behind the customer's mark and is skipped."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from streams.core.events import from_ms
+from streams.worker.due_index import DueIndex
+from streams.worker.envelope import StoredCustomer
+from streams.worker.ordering import PartitionMerge, Pending, Source
+from streams.worker.processor import Checked, InputRecord, Outbound, Outcome, Processor
+
+
+class CustomerTable(Protocol):
+    """The part of a Faust table (or a dict, in tests) the loop uses."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+Send = Callable[[list[Outbound]], Awaitable[None]]  # produce and wait until acknowledged
+Ack = Callable[[], object]
+# Whether a source of a partition has nothing more to read right now, given the last offset
+# the loop has seen of it (None: none since the partition was assigned)
+CaughtUp = Callable[[Source, int, int | None], bool]
+
+
+@dataclass
+class LoopCounters:
+    consumed: Counter[str] = field(default_factory=Counter)  # by source
+    applied: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # by error kind
+    sent: Counter[str] = field(default_factory=Counter)  # by output kind
+    due_runs: int = 0
+
+
+@dataclass
+class _Partition:
+    merge: PartitionMerge[tuple[Checked, Ack]] = field(default_factory=PartitionMerge)
+    clock_ms: int = 0  # the latest event time applied here (or the wall clock, when live)
+    last_seen: dict[Source, int] = field(default_factory=dict)
+    waiting_since: float | None = None  # wall time since a source's silence held records back
+
+
+class WorkerLoop:
+    def __init__(
+        self,
+        processor: Processor,
+        table: CustomerTable,
+        send: Send,
+        caught_up: CaughtUp,
+        *,
+        grace_ms: int,
+        live_clock: bool,
+        max_idle_s: float = 30.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.processor = processor
+        self.table = table
+        self.send = send
+        self.caught_up = caught_up
+        self.grace_ms = grace_ms
+        self.live_clock = live_clock
+        self.max_idle_s = max_idle_s
+        self.wall_clock = wall_clock
+        self.due = DueIndex()
+        self.counters = LoopCounters()
+        self._partitions: dict[int, _Partition] = {}
+
+    # ---- input ---------------------------------------------------------------------------------
+
+    async def on_record(self, record: InputRecord, ack: Ack) -> None:
+        partition = self._partition(record.partition)
+        partition.last_seen[record.source] = record.offset
+        self.counters.consumed[record.source.name.lower()] += 1
+        pending = self.processor.check(record)
+        partition.merge.push(Pending(pending.occurred_ms, pending.source, pending.offset,
+                                     (pending.payload, ack)))  # fmt: skip
+        await self._drain(record.partition)
+
+    async def on_tick(self, partition_number: int, wall_ms: int) -> None:
+        """A wall-clock tick for a partition: releases records held for a silent source
+        (after `max_idle_s`), and in live mode moves the partition's clock to the wall clock
+        so that silent customers get their time-driven changes without an event of theirs."""
+        partition = self._partition(partition_number)
+        await self._drain(partition_number)
+        if self.live_clock and partition.merge.buffered() == 0:
+            partition.clock_ms = max(partition.clock_ms, wall_ms)
+            await self._run_due(partition_number)
+
+    async def _drain(self, partition_number: int) -> None:
+        partition = self._partitions[partition_number]
+        for pending in partition.merge.release(lambda s: self._caught_up(partition_number, s)):
+            checked, ack = pending.payload
+            await self._apply(checked)
+            ack()
+            partition.clock_ms = max(partition.clock_ms, pending.occurred_ms)
+            await self._run_due(partition_number)
+        partition.waiting_since = (
+            None
+            if partition.merge.buffered() == 0
+            else partition.waiting_since or self.wall_clock()
+        )
+
+    def _caught_up(self, partition_number: int, source: Source) -> bool:
+        """Nothing more of `source` to read on this partition right now (the shell asks the
+        consumer). As a last resort, records that have waited `max_idle_s` for a silent source
+        go ahead (as Kafka Streams' max.task.idle.ms), so a source the consumer cannot tell
+        about never stalls the partition."""
+        partition = self._partitions[partition_number]
+        if self.caught_up(source, partition_number, partition.last_seen.get(source)):
+            return True
+        waited = partition.waiting_since
+        return waited is not None and self.wall_clock() - waited >= self.max_idle_s
+
+    # ---- applying ------------------------------------------------------------------------------
+
+    async def _apply(self, checked: Checked) -> None:
+        event = checked.event
+        key = None if event is None else event.customer_id.encode()
+        current = None if key is None else self.table.get(key)
+        outcome = self.processor.apply(checked, current, datetime.now(UTC))
+        await self._commit(outcome, key)
+        if outcome.duplicate:
+            self.counters.duplicates += 1
+        elif outcome.rejected is not None:
+            self.counters.rejected[outcome.rejected.error_kind] += 1
+        else:
+            self.counters.applied += 1
+
+    async def _commit(self, outcome: Outcome, key: bytes | None) -> None:
+        if outcome.send:
+            await self.send(outcome.send)  # acknowledged before the state moves on
+            self.counters.sent.update(sent.kind for sent in outcome.send)
+        if outcome.write is not None and key is not None:
+            self.table[key] = outcome.write.to_bytes()
+            self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
+
+    async def _run_due(self, partition_number: int) -> None:
+        if not self.due.has(partition_number):
+            self.rebuild_due_index()
+        # time-driven work waits `grace_ms` behind the clock, so an event up to that late is
+        # still applied before the changes it would have prevented (a downgrade, a warning)
+        up_to_ms = self._partitions[partition_number].clock_ms - self.grace_ms
+        due_customers = list(self.due.pop_due(partition_number, up_to_ms))
+        for customer_id in due_customers:
+            key = customer_id.encode()
+            current = self.table.get(key)
+            if current is None:
+                continue
+            outcome = self.processor.advance(current, from_ms(up_to_ms))
+            await self._commit(outcome, key)
+            self.counters.due_runs += 1
+
+    # ---- ownership -----------------------------------------------------------------------------
+
+    def rebuild_due_index(self) -> None:
+        """After a (re)assignment: the due times of every locally stored customer, from the
+        headers alone (no state is decoded)."""
+        seen: set[int] = set()
+        for customer_id, due_ms, partition in self._headers():
+            seen.add(partition)
+            self.due.set(partition, customer_id, due_ms)
+        for partition in set(self._partitions) - seen:
+            self.due.set(partition, "", None)  # known, and empty
+
+    def _headers(self) -> Iterator[tuple[str, int | None, int]]:
+        for key, value in self.table.items():
+            partition, due_ms = StoredCustomer.header_of(value)
+            yield key.decode(), due_ms, partition
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Partitions taken away: their buffered records were never acked, so their new owner
+        reads them again."""
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+            self.due.drop(partition)
+
+    def _partition(self, number: int) -> _Partition:
+        partition = self._partitions.get(number)
+        if partition is None:
+            partition = self._partitions[number] = _Partition()
+        return partition
+
+    def buffered(self) -> int:
+        return sum(p.merge.buffered() for p in self._partitions.values())

@@ -1,0 +1,200 @@
+"""The worker loop with a dict for a table and a list for Kafka: arrival order, redelivery
+after a crash, and time-driven work."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from streams.broker import TopicNames
+from streams.contract import Codec, make_codec
+from streams.program import load_program
+from streams.settings import DEFAULT_RULES, Settings
+from streams.tools.simulate import SimulationConfig, simulate
+from streams.worker.loop import WorkerLoop
+from streams.worker.ordering import Source
+from streams.worker.processor import InputRecord, Outbound, Processor, expected_partition
+
+PARTITIONS = 3
+TOPICS = TopicNames("t")
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return make_codec(Settings())
+
+
+@pytest.fixture(scope="module")
+def log(codec: Codec) -> list[InputRecord]:
+    """A simulated input log: records with their partition and offset, in publish order."""
+    offsets: Counter[tuple[Source, int]] = Counter()
+    records = []
+    for schema, body in simulate(SimulationConfig(customers=60, events=1500, seed=5)):
+        key = body["customer_id"].encode()
+        partition = expected_partition(key, PARTITIONS)
+        source = Source.PURCHASES if schema.endswith(("Purchase", "Return")) else Source.FEEDBACK
+        topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
+        offset = offsets[(source, partition)]
+        offsets[(source, partition)] += 1
+        records.append(
+            InputRecord(source, topic, partition, offset, key, codec.encode(schema, body))
+        )
+    return records
+
+
+class Harness:
+    """A loop, its table and what it sent. `caught_up` says a source is caught up once the
+    harness has delivered every record of it that the test will deliver."""
+
+    def __init__(self, codec: Codec, table: dict[bytes, bytes] | None = None) -> None:
+        self.table: dict[bytes, bytes] = {} if table is None else table
+        self.sent: list[Outbound] = []
+        self.remaining: Counter[tuple[Source, int]] = Counter()
+        self.acked: list[tuple[Source, int, int]] = []
+        processor = Processor(load_program(DEFAULT_RULES), codec, TOPICS, PARTITIONS)
+        self.loop = WorkerLoop(
+            processor, self.table, self._send, self._caught_up, grace_ms=0, live_clock=False
+        )
+
+    async def _send(self, outbound: list[Outbound]) -> None:
+        self.sent.extend(outbound)
+
+    def _caught_up(self, source: Source, partition: int, last_seen: int | None) -> bool:
+        return self.remaining[(source, partition)] == 0
+
+    def _ack_for(self, record: InputRecord) -> Callable[[], None]:
+        return lambda: self.acked.append((record.source, record.partition, record.offset))
+
+    def feed(self, records: list[InputRecord]) -> None:
+        for record in records:
+            self.remaining[(record.source, record.partition)] += 1
+
+        async def run() -> None:
+            for record in records:
+                self.remaining[(record.source, record.partition)] -= 1
+                await self.loop.on_record(record, self._ack_for(record))
+
+        asyncio.run(run())
+
+    def output_ids(self) -> Counter[str]:
+        return Counter(sent.event_id for sent in self.sent if sent.event_id is not None)
+
+
+def interleaved(log: list[InputRecord], seed: int) -> list[InputRecord]:
+    """Another arrival order the consumer could produce: each source partition stays in
+    offset order, the sources interleave at random."""
+    rnd = random.Random(seed)
+    queues: dict[tuple[Source, int], list[InputRecord]] = {}
+    for record in log:
+        queues.setdefault((record.source, record.partition), []).append(record)
+    out = []
+    while queues:
+        key = rnd.choice(sorted(queues))
+        out.append(queues[key].pop(0))
+        if not queues[key]:
+            del queues[key]
+    return out
+
+
+def test_arrival_order_changes_neither_state_nor_outputs(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    reference = Harness(codec)
+    reference.feed(log)
+    assert reference.loop.buffered() == 0
+    assert reference.loop.counters.applied == len(log)
+    assert sum(reference.output_ids().values()) > 50
+    for seed in (1, 2):
+        other = Harness(codec)
+        other.feed(interleaved(log, seed))
+        assert other.table == reference.table
+        assert other.output_ids() == reference.output_ids()
+
+
+def test_every_record_is_acked_once_in_offset_order_per_source(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    harness = Harness(codec)
+    harness.feed(interleaved(log, 3))
+    assert len(harness.acked) == len(log)
+    per_source: dict[tuple[Source, int], list[int]] = {}
+    for source, partition, offset in harness.acked:
+        per_source.setdefault((source, partition), []).append(offset)
+    for offsets in per_source.values():
+        assert offsets == list(range(len(offsets)))
+
+
+@pytest.mark.parametrize("crash_at", [200, 777, 1400])
+def test_a_crash_and_redelivery_apply_every_record_once(
+    codec: Codec, log: list[InputRecord], crash_at: int
+) -> None:
+    reference = Harness(codec)
+    reference.feed(log)
+
+    first = Harness(codec)
+    first.feed(log[:crash_at])
+    # the worker dies; its table survives (changelog), its offsets were committed only up to
+    # some earlier point, so the new worker reads again from there
+    committed_upto = crash_at // 2
+    second = Harness(codec, table=dict(first.table))
+    second.feed(log[committed_upto:])
+    assert second.table == reference.table
+    redelivered = len(log[committed_upto:crash_at])
+    assert second.loop.counters.duplicates == redelivered
+    assert second.loop.counters.applied == len(log) - crash_at
+    # every output reached Kafka at least once, and nothing that was not in the reference
+    assert set(first.output_ids() | second.output_ids()) == set(reference.output_ids())
+
+
+def test_ticks_in_live_mode_flag_silent_customers_without_their_events(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    live = Harness(codec)
+    live.loop.live_clock = True
+    live.feed(log)
+    before = Counter(sent.kind for sent in live.sent)
+    last_event_ms = max(
+        live.loop._partitions[p].clock_ms for p in range(PARTITIONS)
+    )  # the simulated traffic's end
+    year_later = last_event_ms + 400 * 86_400_000
+
+    async def ticks() -> None:
+        for partition in range(PARTITIONS):
+            await live.loop.on_tick(partition, year_later)
+
+    asyncio.run(ticks())
+    after = Counter(sent.kind for sent in live.sent)
+    assert after["ChurnRiskChanged"] > before["ChurnRiskChanged"]
+    assert after["PointsExpired"] > before["PointsExpired"]
+    # the same ticks in event mode move nothing
+    event_mode = Harness(codec)
+    event_mode.feed(log)
+    sent_before = len(event_mode.sent)
+
+    async def event_ticks() -> None:
+        for partition in range(PARTITIONS):
+            await event_mode.loop.on_tick(partition, year_later)
+
+    asyncio.run(event_ticks())
+    assert len(event_mode.sent) == sent_before
+
+
+def test_revoked_partitions_forget_buffered_records_without_acking_them(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    harness = Harness(codec)
+    harness.remaining[(Source.FEEDBACK, 0)] = 1  # feedback of partition 0 never arrives
+    purchases = [r for r in log if r.partition == 0 and r.source is Source.PURCHASES][:5]
+
+    async def run() -> None:
+        for record in purchases:
+            await harness.loop.on_record(record, harness._ack_for(record))
+
+    asyncio.run(run())
+    assert harness.loop.buffered() == 5 and harness.acked == []
+    harness.loop.revoke([0])
+    assert harness.loop.buffered() == 0 and harness.acked == []
