@@ -751,12 +751,21 @@ def _silent_churn_change(state: AnyState, horizon_day: int, program: Program) ->
         return None
     if _level_holds(state, risk_score_on(state, horizon_day, program), program):
         return None
-    # The same day churn.next_risk_change finds (next_due asks it), by bisection with the
-    # fast score: in silence the score only rises, so once the level holds on a day it holds
-    # on every earlier one after the assessment, and fails on every later one once it fails.
+    # The same day churn.next_risk_change finds (next_due asks it), from the closed-form guess
+    # or by bisection with the fast score: in silence the score only rises, so once the level
+    # holds on a day it holds on every earlier one after the assessment, and fails on every
+    # later one once it fails.
     low = state.churn_day + 1
     if low == horizon_day or not _level_holds(state, risk_score_on(state, low, program), program):
         return low
+    guess = _guess_churn_day(state, program)
+    if (
+        guess is not None
+        and low < guess <= horizon_day
+        and not _level_holds(state, risk_score_on(state, guess, program), program)
+        and _level_holds(state, risk_score_on(state, guess - 1, program), program)
+    ):
+        return guess
     high = horizon_day  # holds on low, fails on high
     while high - low > 1:
         middle = (low + high) // 2
