@@ -70,7 +70,13 @@ class Settings(BaseSettings):
         description="how late an event may be before time-driven work "
         "that it would have changed is done without it",
     )
-    tick_seconds: float = Field(default=5.0, gt=0, description="wall-clock tick interval")
+    tick_seconds: float = Field(default=1.0, gt=0, description="wall-clock tick interval")
+    merge_delay_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a record waits for one published just before "
+        "it on the partition's other input topic, when that topic looks idle",
+    )
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb", description="where the worker keeps its table locally"
     )

@@ -125,6 +125,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         caught_up,
         grace_ms=int(settings.late_grace_seconds * 1000),
         live_clock=settings.clock == "live",
+        merge_delay_ms=int(settings.merge_delay_seconds * 1000),
     )
 
     @app.agent(inputs, concurrency=1)
@@ -140,6 +141,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
                 message.topic,
                 message.partition,
                 message.offset,
+                int(message.timestamp * 1000),
                 message.key,
                 message.value,
             )

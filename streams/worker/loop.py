@@ -70,6 +70,7 @@ class WorkerLoop:
         *,
         grace_ms: int,
         live_clock: bool,
+        merge_delay_ms: int = 2000,
         max_idle_s: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -79,6 +80,7 @@ class WorkerLoop:
         self.caught_up = caught_up
         self.grace_ms = grace_ms
         self.live_clock = live_clock
+        self.merge_delay_ms = merge_delay_ms
         self.max_idle_s = max_idle_s
         self.wall_clock = wall_clock
         self.due = DueIndex()
@@ -91,9 +93,9 @@ class WorkerLoop:
         partition = self._partition(record.partition)
         partition.last_seen[record.source] = record.offset
         self.counters.consumed[record.source.name.lower()] += 1
-        pending = self.processor.check(record)
-        partition.merge.push(Pending(pending.occurred_ms, pending.source, pending.offset,
-                                     (pending.payload, ack)))  # fmt: skip
+        checked = self.processor.check(record)
+        partition.merge.push(Pending(record.timestamp_ms, record.source, record.offset,
+                                     (checked, ack)))  # fmt: skip
         await self._drain(record.partition)
 
     async def on_tick(self, partition_number: int, wall_ms: int) -> None:
@@ -112,7 +114,9 @@ class WorkerLoop:
             checked, ack = pending.payload
             await self._apply(checked)
             ack()
-            partition.clock_ms = max(partition.clock_ms, pending.occurred_ms)
+            event_ms = self.processor.event_time_ms(checked)
+            if event_ms is not None:
+                partition.clock_ms = max(partition.clock_ms, event_ms)
             await self._run_due(partition_number)
         partition.waiting_since = (
             None
@@ -121,12 +125,16 @@ class WorkerLoop:
         )
 
     def _caught_up(self, partition_number: int, source: Source) -> bool:
-        """Nothing more of `source` to read on this partition right now (the shell asks the
-        consumer). As a last resort, records that have waited `max_idle_s` for a silent source
-        go ahead (as Kafka Streams' max.task.idle.ms), so a source the consumer cannot tell
-        about never stalls the partition."""
+        """Nothing more of `source` to read on this partition that could come before the
+        records waiting: the consumer has seen the end of it as of its latest fetch, and that
+        fetch is recent enough, since the oldest waiting record was published at least
+        `merge_delay_ms` ago (what a record published just before it took to reach us). As
+        a last resort, records that have waited `max_idle_s` go ahead (as Kafka Streams'
+        max.task.idle.ms), so a source the consumer cannot tell about never stalls."""
         partition = self._partitions[partition_number]
-        if self.caught_up(source, partition_number, partition.last_seen.get(source)):
+        oldest = partition.merge.oldest_head_ms()
+        settled = oldest is None or self.wall_clock() * 1000 >= oldest + self.merge_delay_ms
+        if settled and self.caught_up(source, partition_number, partition.last_seen.get(source)):
             return True
         waited = partition.waiting_since
         return waited is not None and self.wall_clock() - waited >= self.max_idle_s

@@ -1,12 +1,15 @@
 """The order in which a partition's input records are applied: a merge of the partition's
-sources (purchases, feedback) by event time.
+sources (purchases, feedback) by record timestamp, that is by when the POS published them.
 
 Each source is read in offset order; the merge takes, among the sources' oldest buffered
-records, the one with the earliest event time (ties: purchases first, then by offset). It
-waits while a source has nothing buffered unless that source is caught up with the broker, so
-that a customer's feedback and purchases are applied in event-time order whatever order the
-consumer happened to fetch them in. The audit folds the log with the same merge, which is why
-replaying a log gives the same state and the same output events.
+records, the one with the earliest timestamp (ties: purchases first, then by offset). It waits
+while a source has nothing buffered unless that source is caught up with the broker, so that
+a customer's feedback and purchases are applied in the order they were published, whatever
+order the consumer happened to fetch them in. The timestamps are in the log, so the audit
+folds it with the same merge: replaying a log gives the same state and the same outputs.
+
+(Event time is not the merge key: a POS that sends a late event has published it late, and
+the core applies late events as such; event time drives the partition's clock.)
 
 Within a source, records leave in offset order, so acknowledgements never leave gaps (the
 commit path where faust-streaming has known bugs, e.g. faust-streaming/faust#606)."""
@@ -21,10 +24,6 @@ from typing import Generic, TypeVar
 
 Payload = TypeVar("Payload")
 
-# Records that carry no usable event time (undecodable bytes) leave as soon as they are the
-# oldest of their source: they change no state, and holding them back would hold back acks.
-NO_EVENT_TIME = -1
-
 
 class Source(IntEnum):
     PURCHASES = 0
@@ -33,14 +32,14 @@ class Source(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Pending(Generic[Payload]):
-    occurred_ms: int
+    timestamp_ms: int  # the Kafka record's timestamp
     source: Source
     offset: int
     payload: Payload = field(compare=False)
 
     @property
     def order(self) -> tuple[int, int, int]:
-        return (self.occurred_ms, self.source, self.offset)
+        return (self.timestamp_ms, self.source, self.offset)
 
 
 class PartitionMerge(Generic[Payload]):
@@ -72,6 +71,11 @@ class PartitionMerge(Generic[Payload]):
             first = min(heads, key=_order)
             self._buffers[first.source].popleft()
             yield first
+
+    def oldest_head_ms(self) -> int | None:
+        """The earliest timestamp among the sources' oldest buffered records."""
+        heads = [buffer[0].timestamp_ms for buffer in self._buffers if buffer]
+        return min(heads) if heads else None
 
     def buffered(self) -> int:
         return sum(len(buffer) for buffer in self._buffers)

@@ -30,7 +30,7 @@ from streams.core import (
 )
 from streams.core.events import from_ms, to_ms
 from streams.worker.envelope import SOURCES, EnvelopeError, StoredCustomer, stored
-from streams.worker.ordering import NO_EVENT_TIME, Pending, Source
+from streams.worker.ordering import Source
 
 _SOURCE_OF_SCHEMA = {
     "loyalty.v1.Purchase": Source.PURCHASES,
@@ -49,6 +49,7 @@ class InputRecord:
     topic: str
     partition: int
     offset: int
+    timestamp_ms: int  # the Kafka record's timestamp: the merge orders sources by it
     key: bytes | None
     value: bytes | None
 
@@ -113,12 +114,10 @@ class Processor:
 
     # ---- decoding ----------------------------------------------------------------------------
 
-    def check(self, record: InputRecord) -> Pending[Checked]:
-        """Decodes and checks what can be checked without the customer's state. Bad records
-        get no event time, so they leave the merge as soon as their turn in offset order comes."""
+    def check(self, record: InputRecord) -> Checked:
+        """Decodes and checks what can be checked without the customer's state."""
         event, rejection = self._decode(record)
-        occurred_ms = NO_EVENT_TIME if event is None else to_ms(event.occurred_at)
-        return Pending(occurred_ms, record.source, record.offset, Checked(record, event, rejection))
+        return Checked(record, event, rejection)
 
     def _decode(self, record: InputRecord) -> tuple[InputEvent | None, Rejection | None]:
         if not record.value:
@@ -160,6 +159,10 @@ class Processor:
                 **ids,
             )
         return INPUT_EVENTS[decoded.schema_name](body), None
+
+    @staticmethod
+    def event_time_ms(checked: Checked) -> int | None:
+        return None if checked.event is None else to_ms(checked.event.occurred_at)
 
     # ---- applying ----------------------------------------------------------------------------
 

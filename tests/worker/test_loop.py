@@ -33,16 +33,17 @@ def log(codec: Codec) -> list[InputRecord]:
     """A simulated input log: records with their partition and offset, in publish order."""
     offsets: Counter[tuple[Source, int]] = Counter()
     records = []
-    for schema, body in simulate(SimulationConfig(customers=60, events=1500, seed=5)):
+    for published_ms, (schema, body) in enumerate(
+        simulate(SimulationConfig(customers=60, events=1500, seed=5))
+    ):
         key = body["customer_id"].encode()
         partition = expected_partition(key, PARTITIONS)
         source = Source.PURCHASES if schema.endswith(("Purchase", "Return")) else Source.FEEDBACK
         topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
         offset = offsets[(source, partition)]
         offsets[(source, partition)] += 1
-        records.append(
-            InputRecord(source, topic, partition, offset, key, codec.encode(schema, body))
-        )
+        value = codec.encode(schema, body)
+        records.append(InputRecord(source, topic, partition, offset, published_ms, key, value))
     return records
 
 
@@ -57,8 +58,9 @@ class Harness:
         self.acked: list[tuple[Source, int, int]] = []
         processor = Processor(load_program(DEFAULT_RULES), codec, TOPICS, PARTITIONS)
         self.loop = WorkerLoop(
-            processor, self.table, self._send, self._caught_up, grace_ms=0, live_clock=False
-        )
+            processor, self.table, self._send, self._caught_up, grace_ms=0, live_clock=False,
+            merge_delay_ms=0,
+        )  # fmt: skip
 
     async def _send(self, outbound: list[Outbound]) -> None:
         self.sent.extend(outbound)

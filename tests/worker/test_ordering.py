@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.worker.due_index import DueIndex
-from streams.worker.ordering import NO_EVENT_TIME, PartitionMerge, Pending, Source, merged
+from streams.worker.ordering import PartitionMerge, Pending, Source, merged
 
 times = st.lists(st.integers(min_value=0, max_value=50), max_size=30)
 
@@ -32,9 +32,7 @@ def test_merge_keeps_each_source_in_offset_order_and_loses_nothing(
 
 
 @given(times, times)
-def test_sources_in_event_time_order_merge_into_event_time_order(
-    a: list[int], b: list[int]
-) -> None:
+def test_sources_in_timestamp_order_merge_into_timestamp_order(a: list[int], b: list[int]) -> None:
     out = list(merged([log(Source.PURCHASES, sorted(a)), log(Source.FEEDBACK, sorted(b))]))
     assert [p.order for p in out] == sorted(p.order for p in out)
 
@@ -64,9 +62,10 @@ def test_merge_waits_for_a_source_that_is_not_caught_up() -> None:
     assert [p.payload for p in merge.release(lambda source: True)] == ["p0"]
     merge.push(Pending(30, Source.PURCHASES, 1, "p1"))
     merge.push(Pending(20, Source.FEEDBACK, 0, "f0"))
-    merge.push(Pending(NO_EVENT_TIME, Source.FEEDBACK, 1, "garbage"))
-    assert [p.payload for p in merge.release(lambda s: False)] == ["f0", "garbage"]
-    assert merge.buffered() == 1
+    merge.push(Pending(25, Source.FEEDBACK, 1, "f1"))
+    assert merge.oldest_head_ms() == 20
+    assert [p.payload for p in merge.release(lambda s: False)] == ["f0", "f1"]
+    assert merge.buffered() == 1 and merge.oldest_head_ms() == 30
 
 
 def test_merge_refuses_records_out_of_offset_order() -> None:

@@ -15,7 +15,7 @@ from streams.contract.codec import SINGLE_OBJECT_MARKER
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.worker.envelope import StoredCustomer
-from streams.worker.ordering import NO_EVENT_TIME, Source
+from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outcome, Processor, expected_partition
 
 PARTITIONS = 4
@@ -52,11 +52,11 @@ def record_of(
     key = body["customer_id"].encode() if key is None else key
     partition = expected_partition(key, PARTITIONS) if partition is None else partition
     topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
-    return InputRecord(source, topic, partition, offset, key, codec.encode(schema, body))
+    return InputRecord(source, topic, partition, offset, 0, key, codec.encode(schema, body))
 
 
 def run(processor: Processor, record: InputRecord, stored: bytes | None) -> Outcome:
-    return processor.apply(processor.check(record).payload, stored, NOW)
+    return processor.apply(processor.check(record), stored, NOW)
 
 
 def test_a_purchase_over_the_silver_threshold_writes_state_and_sends_a_tier_change(
@@ -103,10 +103,10 @@ def test_a_redelivered_record_is_applied_once_and_sends_nothing(
 def test_garbage_bytes_become_a_dead_letter_with_the_raw_record(
     codec: Codec, processor: Processor
 ) -> None:
-    record = InputRecord(Source.PURCHASES, TOPICS.purchases, 2, 41, b"c-9", b'{"json": true}')
-    pending = processor.check(record)
-    assert pending.occurred_ms == NO_EVENT_TIME
-    outcome = processor.apply(pending.payload, None, NOW)
+    record = InputRecord(Source.PURCHASES, TOPICS.purchases, 2, 41, 0, b"c-9", b'{"json": true}')
+    checked = processor.check(record)
+    assert checked.event is None and processor.event_time_ms(checked) is None
+    outcome = processor.apply(checked, None, NOW)
     assert outcome.write is None
     [letter] = outcome.send
     assert letter.topic == TOPICS.dead_letter and letter.key == b"c-9"
@@ -134,7 +134,7 @@ def test_a_record_that_breaks_the_contract_is_dead_lettered_with_its_ids(
     nps = {"event_id": "n-11", "customer_id": "c-3", "store_id": None, "occurred_at": T0,
            "score": 11, "comment": None}  # fmt: skip
     value = single_object_bytes(codec, "loyalty.v1.NpsResponse", nps)
-    record = InputRecord(Source.FEEDBACK, TOPICS.feedback, 1, 5, b"c-3", value)
+    record = InputRecord(Source.FEEDBACK, TOPICS.feedback, 1, 5, 0, b"c-3", value)
     outcome = run(processor, record, None)
     [letter] = outcome.send
     body = codec.decode(letter.value).record

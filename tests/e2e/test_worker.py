@@ -1,0 +1,154 @@
+"""The stream processor on the real broker: what the workers produce equals the reference
+fold of the input log, also when workers are SIGKILLed mid-stream."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from streams.broker import TopicNames, free_port
+from streams.contract import Codec, make_codec
+from streams.program import load_program
+from streams.settings import DEFAULT_RULES, Settings
+from streams.tools.audit import read_input_log, read_output_log, reference_fold
+from streams.tools.lag import wait_idle
+from streams.tools.publish import EventPublisher
+from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.worker_process import WorkerProcess
+from tests.conftest import TEST_PARTITIONS
+
+pytestmark = pytest.mark.broker
+
+
+class Cluster:
+    """Workers sharing one app id, topic prefix and broker."""
+
+    def __init__(self, bootstrap: str, topics: TopicNames, work_dir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.app_id = f"w-{uuid.uuid4().hex[:8]}"
+        self.work_dir = work_dir
+        self.env = {
+            "LOYALTY_BOOTSTRAP_SERVERS": bootstrap,
+            "LOYALTY_TOPIC_PREFIX": topics.prefix,
+            "LOYALTY_APP_ID": self.app_id,
+            "LOYALTY_PARTITIONS": str(TEST_PARTITIONS),
+            "LOYALTY_CLOCK": "event",
+            "LOYALTY_LATE_GRACE_SECONDS": "0",
+            "LOYALTY_TICK_SECONDS": "1",
+        }
+        self.workers: list[WorkerProcess] = []
+
+    def add(self) -> WorkerProcess:
+        worker = WorkerProcess(f"worker-{len(self.workers)}", self.work_dir, free_port(), self.env)
+        self.workers.append(worker)
+        return worker.start()
+
+    def wait_idle(self, timeout_s: float = 180.0) -> None:
+        wait_idle(self.bootstrap, self.app_id, self.topics.inputs, timeout_s)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+
+@pytest.fixture
+def cluster(kafka_bootstrap: str, loyalty_topics: TopicNames, tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(kafka_bootstrap, loyalty_topics, tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return make_codec(Settings())
+
+
+def publish(cluster: Cluster, codec: Codec, config: SimulationConfig) -> int:
+    with EventPublisher(cluster.bootstrap, cluster.topics, codec) as publisher:
+        for schema_name, record in simulate(config):
+            publisher.write(schema_name, record)
+    assert publisher.tally.failed == 0
+    return publisher.tally.acknowledged
+
+
+def assert_matches_reference(cluster: Cluster, codec: Codec) -> None:
+    log = read_input_log(cluster.bootstrap, cluster.topics)
+    reference = reference_fold(log, load_program(DEFAULT_RULES), codec, cluster.topics,
+                               TEST_PARTITIONS)  # fmt: skip
+    produced = read_output_log(cluster.bootstrap, cluster.topics, codec)
+    expected = reference.output_ids()
+    missing = set(expected) - set(produced.ids)
+    unexpected = set(produced.ids) - set(expected)
+    by_id = {sent.event_id: sent for sent in reference.outputs}
+    missing_kinds = [
+        (by_id[i].kind, codec.decode(by_id[i].value).record.get("caused_by")) for i in missing
+    ]
+    assert not missing, f"{len(missing)} output events never produced: {missing_kinds[:10]}"
+    assert not unexpected, f"{len(unexpected)} output events the reference does not have"
+    assert produced.dead_letters >= reference.dead_letters()
+
+
+def test_one_worker_produces_exactly_the_reference_outputs(cluster: Cluster, codec: Codec) -> None:
+    worker = cluster.add().wait_ready()
+    sent = publish(cluster, codec, SimulationConfig(customers=400, events=6000, seed=21))
+    cluster.wait_idle()
+    assert worker.alive()
+    assert_matches_reference(cluster, codec)
+    produced = read_output_log(cluster.bootstrap, cluster.topics, codec)
+    assert sent == 6000 and produced.dead_letters == 0
+    # one worker, no crash: not a single output sent twice
+    assert max(produced.ids.values()) == 1
+    assert sum(produced.ids.values()) > 500
+
+
+def test_bad_input_is_dead_lettered_and_good_input_applied(cluster: Cluster, codec: Codec) -> None:
+    cluster.add().wait_ready()
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "partitioner": "murmur2_random"})
+    for garbage in (b"\x00\x01garbage", b'{"customer_id": "c-1"}', b""):
+        producer.produce(cluster.topics.purchases, key=b"c-0000001", value=garbage)
+    producer.flush(10)
+    sent = publish(cluster, codec, SimulationConfig(customers=50, events=800, seed=3))
+    cluster.wait_idle()
+    produced = read_output_log(cluster.bootstrap, cluster.topics, codec)
+    assert produced.dead_letters == 3
+    assert_matches_reference(cluster, codec)
+    assert sent == 800
+
+
+def test_sigkilled_workers_lose_and_double_nothing(cluster: Cluster, codec: Codec) -> None:
+    first, second = cluster.add(), cluster.add()
+    first.wait_ready()
+    second.wait_ready()
+    rnd = random.Random(11)
+    done = threading.Event()
+
+    def publish_in_background() -> None:
+        publish(cluster, codec, SimulationConfig(customers=3000, events=30_000, seed=8))
+        done.set()
+
+    publisher = threading.Thread(target=publish_in_background)
+    publisher.start()
+    kills = 0
+    while not done.is_set() or kills < 3:
+        time.sleep(rnd.uniform(2.0, 5.0))
+        victim = rnd.choice(cluster.workers)
+        victim.kill()
+        kills += 1
+        victim.start()
+    publisher.join()
+    for worker in cluster.workers:
+        if not worker.alive():
+            worker.start()
+    cluster.wait_idle(timeout_s=300)
+    assert kills >= 3
+    assert_matches_reference(cluster, codec)
