@@ -820,12 +820,14 @@ def _guess_churn_day(state: AnyState, program: Program) -> int | None:
         return None
     model = program.churn
     weights, params = model.weights, model.params
-    signals = risk_signals(state, program)
-    fixed = (
-        weights.detractor * signals.detractor
-        + weights.overdue_complaint * signals.overdue_complaint
-        + weights.falling_average_check * signals.falling_average_check
-    )
+    nps = state.nps_score
+    fixed = 0.0  # the signs that do not change while the customer is silent
+    if nps is not None and nps <= program.detractor_up_to_score:
+        fixed += weights.detractor
+    if any(c.overdue for c in state.complaints):
+        fixed += weights.overdue_complaint
+    if _falling_check(state, program):
+        fixed += weights.falling_average_check
     raise_at = program.churn_level_holds[state.churn_level][1]
     per_unit = churn.DAYS_PER_UNIT[model.unit]
     t_x = (last - first) / per_unit
