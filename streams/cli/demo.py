@@ -27,11 +27,12 @@ def demo(
     rules: Rules = None,
     partitions: Partitions = None,
 ) -> None:
-    """Run the main job: broker, topics, simulated POS traffic, a live view and a summary.
+    """Run the main job: broker, topics, a worker, simulated POS traffic, a live summary.
 
-    Starts a Kafka broker if none answers at the bootstrap address, creates the topics, sends
-    simulated POS traffic with a live view, then reads back what landed in Kafka, decodes it
-    and prints a summary. Stops what it started.
+    Starts a Kafka broker if none answers at the bootstrap address, creates this run's topics
+    (demo-<time>.*), starts a worker, sends simulated POS traffic with a live view of the
+    events going in and the tier, churn and reward events coming out, waits for the worker to
+    catch up, then reads back and decodes what landed in Kafka. Stops what it started.
     """
     from rich.console import Console
 
@@ -45,5 +46,7 @@ def demo(
     )
     result = run_demo(settings, options, Console())
     typer.echo(result.traffic.describe())
+    outputs = ", ".join(f"{count} {kind}" for kind, count in sorted(result.outputs.items()))
+    typer.echo(f"the worker produced: {outputs or 'nothing'} (topics {result.topic_prefix}.*)")
     if not result.traffic.all_acknowledged:
         raise typer.Exit(3)

@@ -1,13 +1,18 @@
-"""The main job in one command: a broker (ours, if none answers), the topics, simulated POS
-traffic with a live view, then a summary of what landed in Kafka, read back and decoded.
-Stops what it started."""
+"""The main job in one command: a broker (ours, if none answers), the topics, a worker,
+simulated POS traffic with a live view of what goes in and what comes out, then a summary of
+what landed in Kafka, read back and decoded. Stops what it started.
+
+Each run uses topics and a consumer group of its own (`demo-<time>`), so a second run does
+not replay the first one's traffic into the same customers."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -15,15 +20,19 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.broker.client import broker_answers
-from streams.broker.embedded import EmbeddedKafka, default_data_dir
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.embedded import EmbeddedKafka, default_data_dir, free_port, port_is_free
+from streams.broker.topics import TopicNames
 from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import Settings
+from streams.tools.lag import wait_idle
+from streams.tools.output_watch import OutputWatcher
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.topic_census import TopicCensus, take_census
 from streams.tools.traffic import TrafficSummary, send_traffic
+from streams.tools.worker_process import WorkerProcess
+from streams.worker.app import prepare_topics
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,9 @@ class DemoOptions:
 class DemoResult:
     traffic: TrafficSummary
     census: list[TopicCensus] = field(default_factory=list)
+    outputs: Counter[str] = field(default_factory=Counter)
     broker_started_here: bool = False
+    topic_prefix: str = ""
 
 
 @contextmanager
@@ -71,8 +82,11 @@ def broker_for(settings: Settings, console: Console, keep: bool) -> Iterator[boo
             console.print("stopped the Kafka broker the demo started")
 
 
-def _live_view(summary: TrafficSummary, started: float, target: int) -> Table:
-    table = Table(title="loyalty-streams demo: POS traffic", show_header=False, min_width=60)
+def _live_view(
+    summary: TrafficSummary, started: float, target: int, watcher: OutputWatcher
+) -> Table:
+    table = Table(title="loyalty-streams demo: POS traffic in, loyalty events out",
+                  show_header=False, min_width=70)  # fmt: skip
     elapsed = max(time.perf_counter() - started, 1e-9)
     tally = summary.tally
     table.add_row("events sent", f"{summary.events:,} of {target:,}")
@@ -84,25 +98,81 @@ def _live_view(summary: TrafficSummary, started: float, target: int) -> Table:
         table.add_row(f"  {kind}", f"{count:,}")
     if summary.last_at is not None:
         table.add_row("event time", f"{summary.last_at:%Y-%m-%d %H:%M}")
+    table.add_row("worker output events", f"{sum(watcher.counts.values()):,}")
+    for kind, count in sorted(watcher.counts.items()):
+        table.add_row(f"  {kind}", f"{count:,}")
+    for kind, record in list(watcher.latest)[-4:]:
+        table.add_row(f"  latest {kind}", _short(record))
     return table
 
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
     program = load_program(settings.rules)
+    run = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    settings = settings.model_copy(update={"topic_prefix": run, "app_id": run, "clock": "event",
+                                           "late_grace_seconds": 0.0})  # fmt: skip
     topics = TopicNames(settings.topic_prefix)
     with broker_for(settings, console, options.keep_broker) as started_here:
-        outcomes = ensure_topics(settings.bootstrap_servers, topics.all, settings.partitions)
-        created = [name for name, outcome in outcomes.items() if outcome.value == "created"]
-        console.print(
-            f"topics ready ({settings.partitions} partitions each): "
-            + (f"created {', '.join(created)}" if created else "all existed")
-        )
+        prepare_topics(settings)
+        console.print(f"topics: {', '.join(topics.all)} ({settings.partitions} partitions each)")
         codec = make_codec(settings)
-        summary = _send_with_live_view(settings, topics, codec, program.currency, options, console)
-        census = take_census(settings.bootstrap_servers, topics.inputs, codec)
+        with _worker(settings, console) as worker:
+            watcher = OutputWatcher(
+                settings.bootstrap_servers, [*topics.outputs, topics.dead_letter], codec
+            ).start()
+            try:
+                summary = _send_with_live_view(
+                    settings, topics, codec, program.currency, options, console, watcher
+                )
+                with console.status("waiting for the worker to catch up..."):
+                    wait_idle(settings.bootstrap_servers, settings.app_id, topics.inputs, 120)
+                    time.sleep(1.0)  # the last outputs reach the watcher
+            finally:
+                watcher.stop()
+            console.print(f"\nworker log: {worker.log_path}")
+        census = take_census(settings.bootstrap_servers, topics.all, codec)
         console.print()
-        console.print(_census_table(census))
-        return DemoResult(traffic=summary, census=census, broker_started_here=started_here)
+        console.print(_census_table(census, run))
+        outputs: Counter[str] = Counter()
+        for topic in census:
+            if topic.topic in topics.outputs:
+                outputs.update({name.rpartition(".")[2]: n for name, n in topic.by_schema.items()})
+        return DemoResult(
+            traffic=summary,
+            census=census,
+            outputs=outputs,
+            broker_started_here=started_here,
+            topic_prefix=run,
+        )
+
+
+@contextmanager
+def _worker(settings: Settings, console: Console) -> Iterator[WorkerProcess]:
+    port = settings.web_port if port_is_free(settings.web_port) else free_port()
+    env = {
+        "LOYALTY_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "LOYALTY_RULES": str(settings.rules),
+        "LOYALTY_PARTITIONS": str(settings.partitions),
+        "LOYALTY_TOPIC_PREFIX": settings.topic_prefix,
+        "LOYALTY_APP_ID": settings.app_id,
+        "LOYALTY_CLOCK": settings.clock,
+        "LOYALTY_LATE_GRACE_SECONDS": str(settings.late_grace_seconds),
+    }
+    work_dir = settings.data_dir / settings.app_id
+    worker = WorkerProcess("worker", work_dir, port, env)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with console.status("starting a worker (loyalty worker)..."):
+        worker.start().wait_ready(120)
+    console.print(
+        f"worker ready in {time.perf_counter() - started:.1f}s: "
+        f"http://127.0.0.1:{port}/readyz, state in {worker.data_dir}"
+    )
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        console.print("stopped the worker")
 
 
 def _send_with_live_view(
@@ -112,6 +182,7 @@ def _send_with_live_view(
     currency: str,
     options: DemoOptions,
     console: Console,
+    watcher: OutputWatcher,
 ) -> TrafficSummary:
     """Simulated traffic to Kafka at the demo's rate, with a live table. The producer lives
     only inside this call, so it is gone before the broker is stopped."""
@@ -129,19 +200,16 @@ def _send_with_live_view(
             nonlocal last_draw
             now = time.perf_counter()
             if now - last_draw > 0.25:
-                live.update(_live_view(summary, started, target))
+                live.update(_live_view(summary, started, target, watcher))
                 last_draw = now
 
         send_traffic(simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw)
-        live.update(_live_view(summary, started, target))
+        live.update(_live_view(summary, started, target, watcher))
     return summary
 
 
-def _census_table(census: list[TopicCensus]) -> Table:
-    table = Table(
-        title="what the input topics hold, read back and decoded "
-        "(a re-run resends the same ids: downstream deduplicates them)"
-    )
+def _census_table(census: list[TopicCensus], prefix: str) -> Table:
+    table = Table(title=f"what the topics {prefix}.* hold, read back and decoded")
     table.add_column("topic")
     table.add_column("records", justify="right")
     table.add_column("distinct event ids", justify="right")
@@ -152,7 +220,7 @@ def _census_table(census: list[TopicCensus]) -> Table:
             f"{count} {name.rsplit('.', 1)[-1]}" for name, count in sorted(topic.by_schema.items())
         )
         table.add_row(
-            topic.topic,
+            topic.topic.removeprefix(f"{prefix}."),
             f"{topic.records:,}",
             f"{len(topic.event_ids):,}",
             kinds,
