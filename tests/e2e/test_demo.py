@@ -37,11 +37,14 @@ def test_demo_on_a_running_broker_sends_reads_back_and_leaves_the_broker_alone(
     assert "sent 600 events" in result.stdout
     assert "acknowledged by Kafka: 600/600" in result.stdout
     # the read-back table counts exactly what was sent, split over the two input topics
-    rows = [
-        line for line in result.stdout.splitlines() if line.startswith(f"│ {topic_names.prefix}.")
-    ]
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(("│ purchases.v1", "│ feedback.v1"))]
     counts = [int(line.split("│")[2].replace(",", "")) for line in rows]
-    assert sum(counts) == 600
+    assert sum(counts) == 600, result.stdout
+    # and the worker it started turned the traffic into loyalty events
+    produced = next(line for line in lines if "the worker produced:" in line)
+    assert any(kind in produced for kind in ("RewardEarned", "TierChanged", "ChurnRiskChanged"))
+    assert "stopped the worker" in result.stdout
     assert broker_answers(kafka_bootstrap)
 
 
