@@ -30,6 +30,7 @@ from streams.settings import Settings
 from streams.worker.loop import WorkerLoop
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
+from streams.worker.web import register_views
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -170,15 +171,6 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "alive"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        ready = not app.rebalancing and recovery.completed.is_set()
-        body = {"ready": ready, "assigned": sorted(str(tp) for tp in app.consumer.assignment())}
-        return web.json(body, status=200 if ready else 503)
+    register_views(app, table, loop, program, settings)
 
     return app, loop
