@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import demo, ops, pos, program, worker
+from streams.cli import demo, inspect, ops, pos, program, worker
 
 app = typer.Typer(
     name="loyalty",
@@ -27,6 +27,7 @@ demo.register(app)
 pos.register(app)
 worker.register(app)
 ops.register(app)
+inspect.register(app)
 program.register(app)
 
 
