@@ -166,6 +166,23 @@ def test_without_as_of_a_customer_is_shown_at_its_partitions_clock(run: Run) -> 
     assert body["state"] == expected_line(run, key, shown_at)
 
 
+def test_the_customer_command_prints_what_any_worker_answers(run: Run) -> None:
+    key = sorted(run.reference.table)[11]
+    as_of = iso(run.as_of)
+    for worker in run.workers:
+        done = run.cli("customer", key.decode(), "--as-of", as_of, "--worker", run.url(worker, ""))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["state"] == expected_line(run, key, run.as_of)
+    by_port = run.cli("customer", key.decode(), "--web-port", str(run.workers[1].web_port))
+    assert by_port.returncode == 0 and json.loads(by_port.stdout)["state"]["customer_id"] == (
+        key.decode()
+    )
+    unknown = run.cli("customer", "c-unknown", "--worker", run.url(run.workers[0], ""))
+    assert unknown.returncode == 1 and "c-unknown" in unknown.stderr
+    nobody = run.cli("customer", key.decode(), "--worker", f"http://127.0.0.1:{free_port()}")
+    assert nobody.returncode == 2 and "no worker answers" in nobody.stderr
+
+
 def test_errors_are_json_with_a_message_from_either_worker(run: Run) -> None:
     for worker in run.workers:
         code, body = run.get(worker, "/customers/c-nobody-at-all")
