@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -78,7 +78,7 @@ def tail(
     from_beginning: bool,
     follow: bool,
     poll_s: float = 0.5,
-) -> Iterator[Message]:
+) -> Generator[Message, None, None]:
     """The topic's last `last` records by timestamp (or all of them, in partition order, with
     `from_beginning`), then, with `follow`, every new record until the caller stops."""
     consumer = Consumer(

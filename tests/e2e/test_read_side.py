@@ -304,3 +304,47 @@ def test_the_audit_fails_when_the_live_state_is_tampered_with(run: Run) -> None:
         producer.produce(changelog, key=key, value=live[key], partition=partition)
         producer.flush(10)
     assert audit(run.settings).ok
+
+
+def test_tail_follows_new_records(run: Run) -> None:
+    from streams.tools.tail import tail
+
+    topic = f"{run.settings.topic_prefix}.rewards.v1"
+    records = tail(run.settings.bootstrap_servers, topic, last=2, from_beginning=False,
+                   follow=True, poll_s=0.2)  # fmt: skip
+    backlog = [next(records), next(records)]
+    assert all(m.topic() == topic for m in backlog)
+    producer = Producer({"bootstrap.servers": run.settings.bootstrap_servers})
+    producer.produce(topic, key=b"c-followed", value=b"not even avro")
+    producer.flush(10)
+    followed = next(records)
+    records.close()
+    assert (followed.key(), followed.value()) == (b"c-followed", b"not even avro")
+
+
+def test_after_a_third_worker_joins_every_worker_still_answers_for_all(run: Run) -> None:
+    """Last in this module: it changes who owns what. The routing follows the new
+    assignment: every worker answers for every customer, pages still cover each once."""
+    third = WorkerProcess("worker-2", run.work_dir, free_port(), run.env)
+    run.workers.append(third)
+    third.start()
+    for worker in run.workers:
+        worker.wait_ready(120)
+    as_of = iso(run.as_of)
+    keys = sorted(run.reference.table)[::25]
+    for worker in run.workers:
+        for key in keys:
+            code, body = run.get(worker, f"/customers/{key.decode()}", as_of=as_of)
+            assert code == 200, body
+            assert body["state"] == expected_line(run, key, run.as_of)
+    seen: list[str] = []
+    for worker in run.workers:
+        cursor = ""
+        while True:
+            code, page = run.get(worker, "/customers", limit="1000", cursor=cursor, as_of=as_of)
+            assert code == 200, page
+            seen.extend(line["customer_id"] for line in page["customers"])
+            if page["next_cursor"] is None:
+                break
+            cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(k.decode() for k in run.reference.table)
