@@ -86,6 +86,7 @@ class WorkerLoop:
         self.due = DueIndex()
         self.counters = LoopCounters()
         self._partitions: dict[int, _Partition] = {}
+        self._indexed: set[int] = set()  # partitions whose customers are in the due index
 
     # ---- input ---------------------------------------------------------------------------------
 
@@ -163,8 +164,6 @@ class WorkerLoop:
             self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
 
     async def _run_due(self, partition_number: int) -> None:
-        if not self.due.has(partition_number):
-            self.rebuild_due_index()
         # time-driven work waits `grace_ms` behind the clock, so an event up to that late is
         # still applied before the changes it would have prevented (a downgrade, a warning)
         up_to_ms = self._partitions[partition_number].clock_ms - self.grace_ms
@@ -182,13 +181,11 @@ class WorkerLoop:
 
     def rebuild_due_index(self) -> None:
         """After a (re)assignment: the due times of every locally stored customer, from the
-        headers alone (no state is decoded)."""
-        seen: set[int] = set()
+        headers alone (no state is decoded). Customers already indexed keep their entry."""
         for customer_id, due_ms, partition in self._headers():
-            seen.add(partition)
-            self.due.set(partition, customer_id, due_ms)
-        for partition in set(self._partitions) - seen:
-            self.due.set(partition, "", None)  # known, and empty
+            if partition not in self._indexed:
+                self.due.set(partition, customer_id, due_ms)
+        self._indexed.update(self._partitions)
 
     def _headers(self) -> Iterator[tuple[str, int | None, int]]:
         for key, value in self.table.items():
@@ -200,12 +197,17 @@ class WorkerLoop:
         reads them again."""
         for partition in partitions:
             self._partitions.pop(partition, None)
+            self._indexed.discard(partition)
             self.due.drop(partition)
 
     def _partition(self, number: int) -> _Partition:
+        """The partition's merge and clock; on its first record since it was assigned, the due
+        index learns its customers from the table (recovered from the changelog by then)."""
         partition = self._partitions.get(number)
         if partition is None:
             partition = self._partitions[number] = _Partition()
+        if number not in self._indexed:
+            self.rebuild_due_index()
         return partition
 
     def buffered(self) -> int:

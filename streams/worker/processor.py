@@ -188,7 +188,13 @@ class Processor:
             outcome.rejected = rejection
             return outcome
         if current.applied(record.source, record.offset):
-            outcome.duplicate = True  # redelivered after a crash or a rebalance: applied once
+            # Redelivered after a crash or a rebalance: applied once already. The state is
+            # written again all the same: after a crash the local store can be ahead of the
+            # changelog (its last writes never sent), and the next owner of the partition
+            # rebuilds from the changelog; writing it now makes the changelog catch up before
+            # this record's offset is committed.
+            outcome.duplicate = True
+            outcome.write = current
             return outcome
         offsets = list(current.next_offsets)
         offsets[record.source] = record.offset + 1
