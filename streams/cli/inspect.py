@@ -274,6 +274,14 @@ def audit(
         int | None,
         typer.Option("--show", min=0, help="print at most this many mismatches (default all)"),
     ] = None,
+    view_only: Annotated[
+        bool,
+        typer.Option(
+            "--view-only",
+            help="compare customers as replay lines (and partition, offsets) only, not in the "
+            "state the view does not show (remembered ids, the order events were applied in)",
+        ),
+    ] = False,
     bootstrap_servers: BootstrapServers = None,
     rules: Rules = None,
     partitions: Partitions = None,
@@ -304,7 +312,7 @@ def audit(
         schema_registry_url=schema_registry_url,
     )
     try:
-        report = run_audit(settings, _as_of(as_of), progress_bar)
+        report = run_audit(settings, _as_of(as_of), progress_bar, view_only=view_only)
     except ExportError as error:
         raise _fail(str(error)) from error
     for mismatch in report.mismatches[:shown]:

@@ -191,9 +191,28 @@ class AuditReport:
                 f"(same id)",
                 f"dead letters: {self.dead_letters_expected:,} expected, "
                 f"{self.dead_letters_live:,} produced",
+                *self._by_field(),
                 f"took: {took}",
             ]
         )
+
+    def _by_field(self) -> list[str]:
+        """Which fields differ, most often first: a thousand mismatches often have one cause."""
+        if not self.mismatches:
+            return []
+        kinds = Counter(_field_kind(m.field) for m in self.mismatches)
+        shown = ", ".join(f"{kind} {n:,}" for kind, n in kinds.most_common(10))
+        return [f"mismatches by field: {shown}"]
+
+
+def _field_kind(name: str) -> str:
+    """A mismatch's field without the event id: `output TierChanged <id>.tier` ->
+    `output TierChanged.tier`, `output TierChanged <id>` -> `output TierChanged`."""
+    parts = name.split(" ")
+    if parts[0] != "output" or len(parts) < 3 or parts[1] == "on":
+        return "dead letter" if name.startswith("dead letter") else name
+    detail = parts[2].partition(".")[2]
+    return " ".join([f"output {parts[1]}" + (f".{detail}" if detail else ""), *parts[3:]])
 
 
 def compare_states(
@@ -202,12 +221,14 @@ def compare_states(
     as_of: datetime,
     program: Program,
     *,
+    internal: bool = True,
     stored_too: bool = False,
 ) -> tuple[list[Mismatch], int]:
     """Per customer, both stored states advanced to as_of and compared as `state_line` dicts,
     field by field; then what the shell stores (partition, next offsets per source) and, if the
     lines agree, the advanced states themselves (a difference the view does not show yet, such
-    as a remembered event id, is still a difference). With `stored_too` (workers on the event
+    as a remembered event id or the order events were applied in, is still a difference; not
+    with `internal=False`). With `stored_too` (workers on the event
     clock, whose partitions' clocks end where the reference's do), the stored states must be
     equal as stored, too: advancing both far enough can hide a difference (points that have
     expired by as_of either way). Returns the mismatches and how many customers differ."""
@@ -216,7 +237,7 @@ def compare_states(
     for key in sorted(expected.keys() | live.keys()):
         customer = key.decode(errors="replace")
         found = _compare_customer(
-            customer, expected.get(key), live.get(key), as_of, program, stored_too
+            customer, expected.get(key), live.get(key), as_of, program, internal, stored_too
         )
         if found:
             differing += 1
@@ -230,6 +251,7 @@ def _compare_customer(
     live_bytes: bytes | None,
     as_of: datetime,
     program: Program,
+    internal: bool,
     stored_too: bool,
 ) -> list[Mismatch]:
     if live_bytes is None:
@@ -255,6 +277,8 @@ def _compare_customer(
         want, have = expected.next_offsets[source], live.next_offsets[source]
         if want != have:
             found.append(Mismatch(customer, f"next_offsets.{source.name.lower()}", want, have))
+    if not internal:
+        return found
     if not found and live_state != expected_state:
         found.extend(_state_fields(customer, "state", expected_state, live_state))
     if not found and stored_too and live.state_bytes != expected.state_bytes:
@@ -439,13 +463,19 @@ def default_as_of(settings: Settings, reference: Reference) -> datetime:
 
 
 def audit(
-    settings: Settings, as_of: datetime | None = None, progress: ProgressFactory | None = None
+    settings: Settings,
+    as_of: datetime | None = None,
+    progress: ProgressFactory | None = None,
+    *,
+    view_only: bool = False,
 ) -> AuditReport:
     """The input topics from the beginning folded with the worker's own loop (same partitions,
     same grace), compared with the live state (the customer table's changelog, as `export`
     reads it) and with the output and dead-letter topics. `progress(label, total)` as for
     `replay`. In live-clock mode the workers may have moved silent customers on further than
-    the log's event times: time-driven outputs up to as_of are then allowed, not required."""
+    the log's event times: time-driven outputs up to as_of are then allowed, not required.
+    `view_only`: customers compared as replay lines, partition and offsets only, not in the
+    state the view does not show (see `compare_states`)."""
     from streams.contract import make_codec
     from streams.program import load_program
     from streams.tools.export import read_customer_table
@@ -482,7 +512,12 @@ def audit(
         live = read_customer_table(settings.bootstrap_servers, settings.app_id, advance_bar)
     with bars("comparing states", None), gc_paused():
         states, report.customers_differing = compare_states(
-            reference.table, live.customers, moment, program, stored_too=settings.clock == "event"
+            reference.table,
+            live.customers,
+            moment,
+            program,
+            internal=not view_only,
+            stored_too=settings.clock == "event" and not view_only,
         )
     report.customers_expected, report.customers_live = len(reference.table), len(live.customers)
     seconds["states"] = time.monotonic() - started

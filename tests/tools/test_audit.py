@@ -142,6 +142,8 @@ def test_a_difference_the_view_does_not_show_is_still_found(
     live = {**reference.table, key: with_state(reference.table[key], recent_ids=("x",))}
     mismatches, _ = compare_states(reference.table, live, as_of, PROGRAM)
     assert [m.field for m in mismatches] == ["state.recent_ids"]
+    # compared as the view shows them only, they agree
+    assert compare_states(reference.table, live, as_of, PROGRAM, internal=False) == ([], 0)
 
 
 def test_states_are_compared_at_the_same_moment_whatever_each_was_advanced_to(
@@ -277,3 +279,28 @@ def test_dead_letters_are_matched_by_their_source_record(
     assert [(m.field, m.expected, m.actual) for m in missing] == [
         (f"dead letter for {TOPICS.purchases}[0]@10000", "DECODE", "missing")
     ]
+
+
+def test_the_summary_groups_mismatches_by_field_without_ids(
+    reference: Reference, codec: Codec, as_of: datetime
+) -> None:
+    from streams.tools.audit import AuditReport
+
+    produced = produced_as_sent(reference)
+    kept = produced[3:]
+    outputs, _ = compare_outputs(reference.outputs, kept, codec)
+    live = {
+        key: with_state(value, points=StoredCustomer.from_bytes(value).state.points + 1)
+        for key, value in list(reference.table.items())[:2]
+    }
+    states, _ = compare_states(reference.table, {**reference.table, **live}, as_of, PROGRAM)
+    report = AuditReport(as_of, mismatches=[*states, *outputs])
+    summary = report.summary()
+    assert "MISMATCHES" in summary and not report.ok
+    kinds = {codec.decode(p.value).schema_name.rpartition(".")[2] for p in produced[:3]}
+    line = next(x for x in summary.splitlines() if x.startswith("mismatches by field"))
+    assert "points 2" in line
+    assert sum(int(part.rsplit(" ", 1)[1]) for part in line.split(": ", 1)[1].split(", ")) == (
+        len(report.mismatches)
+    )
+    assert all(f"output {kind}" in line for kind in kinds)
