@@ -348,3 +348,18 @@ def test_after_a_third_worker_joins_every_worker_still_answers_for_all(run: Run)
                 break
             cursor = page["next_cursor"]
     assert sorted(seen) == sorted(k.decode() for k in run.reference.table)
+
+
+def test_a_dead_owner_is_a_json_error_not_a_stack_trace(run: Run) -> None:
+    """Right after a SIGKILL the group still names the dead worker as the owner of its
+    partitions (until its session times out): asking another worker for one of its customers
+    gives a JSON 502 (or 503 once the group rebalances), with a message."""
+    victim, survivor = run.workers[-1], run.workers[0]
+    _, page = run.get(victim, "/customers", limit="1")
+    assert page["customers"], "the victim owns customers"
+    customer_id = page["customers"][0]["customer_id"]
+    victim.kill()
+    code, body = run.get(survivor, f"/customers/{customer_id}")
+    assert code in (502, 503)
+    assert set(body) == {"error", "status"} and body["status"] == code
+    assert "Traceback" not in body["error"]
