@@ -200,3 +200,37 @@ def test_revoked_partitions_forget_buffered_records_without_acking_them(
     assert harness.loop.buffered() == 5 and harness.acked == []
     harness.loop.revoke([0])
     assert harness.loop.buffered() == 0 and harness.acked == []
+
+
+def test_nothing_is_written_or_acked_for_a_partition_taken_away_during_a_send(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    harness = Harness(codec)
+    partition = 1
+    records = [r for r in log if r.partition == partition]
+    owned = {0, 1, 2}
+    writes_after_loss: list[bytes] = []
+
+    class WatchedTable(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            if partition not in owned:
+                writes_after_loss.append(key)
+            super().__setitem__(key, value)
+
+    harness.table = WatchedTable()
+    harness.loop.table = harness.table
+
+    async def send_then_lose_partition(outbound: list[Outbound]) -> None:
+        harness.sent.extend(outbound)
+        owned.discard(partition)  # the rebalance happens while Kafka acknowledges
+
+    harness.loop.send = send_then_lose_partition
+    harness.loop.owns = lambda number: number in owned
+    harness.feed(records)
+    assert harness.sent, "the log should produce outputs on this partition"
+    assert writes_after_loss == []
+    acked = [offset for _, number, offset in harness.acked if number == partition]
+    # the record whose outputs were being acknowledged, and all after it, stay unacked for
+    # the partition's next owner; nothing is buffered for a partition we do not own
+    assert acked == list(range(len(acked))) and len(acked) < len(records)
+    assert harness.loop.buffered() == 0
