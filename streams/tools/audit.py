@@ -170,6 +170,7 @@ class AuditReport:
     outputs_duplicated: int = 0  # records beyond the first of their id
     dead_letters_expected: int = 0
     dead_letters_live: int = 0
+    lag_at_start: int | None = None  # the workers' consumer lag when the audit began
     seconds: dict[str, float] = field(default_factory=dict)  # by phase
 
     @property
@@ -192,9 +193,18 @@ class AuditReport:
                 f"dead letters: {self.dead_letters_expected:,} expected, "
                 f"{self.dead_letters_live:,} produced",
                 *self._by_field(),
+                *self._not_idle(),
                 f"took: {took}",
             ]
         )
+
+    def _not_idle(self) -> list[str]:
+        if not self.lag_at_start:
+            return []
+        return [
+            f"warning: the workers were {self.lag_at_start:,} input records behind when the "
+            "audit began: differences may be work in progress (loyalty status --wait-idle)"
+        ]
 
     def _by_field(self) -> list[str]:
         """Which fields differ, most often first: a thousand mismatches often have one cause."""
@@ -482,6 +492,7 @@ def audit(
     from streams.tools.replay import gc_paused
 
     bars = progress or _no_progress
+    lag = _lag(settings)
     program = load_program(settings.rules)
     codec = make_codec(settings)
     codec.prepare()
@@ -505,7 +516,7 @@ def audit(
         )
     seconds["fold"] = time.monotonic() - started
     moment = as_of or default_as_of(settings, reference)
-    report = AuditReport(moment, input_records=len(records))
+    report = AuditReport(moment, input_records=len(records), lag_at_start=lag)
 
     started = time.monotonic()
     with bars("reading live state", None) as advance_bar:
@@ -551,6 +562,19 @@ def audit(
     report.mismatches = [*states, *outputs, *letters]
     report.seconds = seconds
     return report
+
+
+def _lag(settings: Settings) -> int | None:
+    """The workers' total consumer lag, or None if it cannot be told (no such group yet)."""
+    from streams.tools.lag import group_lag
+
+    try:
+        lag = group_lag(
+            settings.bootstrap_servers, settings.app_id, TopicNames.from_settings(settings).inputs
+        )
+    except Exception:  # only for a warning: never the reason an audit fails
+        return None
+    return sum(lag.values())
 
 
 def _counted(records: list[InputRecord], advance_bar: Progress) -> Iterator[InputRecord]:

@@ -63,7 +63,11 @@ def register_views(
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.purchases}
 
     def recovered() -> bool:
-        return bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
+        """The table holds every partition assigned: Faust sets `completed` after the first
+        recovery and never clears it, but keeps `rebalancing` true from the start of every
+        rebalance to the end of its recovery."""
+        completed = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        return bool(completed and not app.rebalancing)
 
     def default_moment(partitions: set[int]) -> datetime | None:
         clocks = [ms for p in partitions if (ms := partition_clock_ms(loop, p))]
@@ -99,7 +103,7 @@ def register_views(
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = not app.rebalancing and recovered()
+        ready = recovered()
         body = {"ready": ready, "assigned": sorted(str(tp) for tp in app.consumer.assignment())}
         return web.json(body, status=200 if ready else 503)
 

@@ -270,6 +270,7 @@ def test_the_audit_passes_on_a_healthy_run(run: Run) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert ": OK" in done.stdout
     assert "customers: 300 expected, 300 live, 0 differing" in done.stdout
+    assert "warning" not in done.stdout  # the workers were idle
 
 
 def test_the_audit_fails_when_the_live_state_is_tampered_with(run: Run) -> None:
@@ -328,7 +329,9 @@ def test_after_a_third_worker_joins_every_worker_still_answers_for_all(run: Run)
     third = WorkerProcess("worker-2", run.work_dir, free_port(), run.env)
     run.workers.append(third)
     third.start()
-    for worker in run.workers:
+    # the newcomer first: once it is ready the group has rebalanced, and the others are
+    # rebalancing or done (before it joined they were ready with the old assignment)
+    for worker in reversed(run.workers):
         worker.wait_ready(120)
     as_of = iso(run.as_of)
     keys = sorted(run.reference.table)[::25]

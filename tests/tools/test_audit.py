@@ -304,3 +304,12 @@ def test_the_summary_groups_mismatches_by_field_without_ids(
         len(report.mismatches)
     )
     assert all(f"output {kind}" in line for kind in kinds)
+
+
+def test_the_summary_warns_when_the_workers_were_not_idle(as_of: datetime) -> None:
+    from streams.tools.audit import AuditReport
+
+    assert "warning" not in AuditReport(as_of, lag_at_start=0).summary()
+    assert "warning" not in AuditReport(as_of, lag_at_start=None).summary()
+    busy = AuditReport(as_of, lag_at_start=1234).summary()
+    assert "warning: the workers were 1,234 input records behind" in busy
