@@ -154,6 +154,16 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     @app.agent(inputs, concurrency=1)
     async def process(stream: Any) -> None:
+        try:
+            await _process(stream)
+        except Exception as error:
+            # Faust would restart the agent and carry on, but the records the loop held are
+            # gone from its stream until the next rebalance: crash the worker instead, so it
+            # restarts from the committed offsets (the offset marks make that harmless)
+            await app.crash(error)
+            raise
+
+    async def _process(stream: Any) -> None:
         async for event in stream.noack().events():
             message = event.message
             if message.tp not in app.consumer.assignment():

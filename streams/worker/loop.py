@@ -118,6 +118,8 @@ class WorkerLoop:
             if not await self._apply(checked):
                 self.revoke([partition_number])  # taken away meanwhile: the next owner redoes it
                 return
+            if self._partitions.get(partition_number) is not partition:
+                return  # revoked while we awaited Kafka: nothing more here is ours to ack
             ack()
             event_ms = self.processor.event_time_ms(checked)
             if event_ms is not None:
@@ -136,7 +138,9 @@ class WorkerLoop:
         `merge_delay_ms` ago (what a record published just before it took to reach us). As
         a last resort, records that have waited `max_idle_s` go ahead (as Kafka Streams'
         max.task.idle.ms), so a source the consumer cannot tell about never stalls."""
-        partition = self._partitions[partition_number]
+        partition = self._partitions.get(partition_number)
+        if partition is None:
+            return False  # revoked meanwhile: release nothing more
         oldest = partition.merge.oldest_head_ms()
         settled = oldest is None or self.wall_clock() * 1000 >= oldest + self.merge_delay_ms
         if settled and self.caught_up(source, partition_number, partition.last_seen.get(source)):
@@ -170,8 +174,8 @@ class WorkerLoop:
         if outcome.send:
             await self.send(outcome.send)  # acknowledged before the state moves on
             self.counters.sent.update(sent.kind for sent in outcome.send)
-        if not self.owns(partition):
-            return False
+        if partition not in self._partitions or not self.owns(partition):
+            return False  # revoked (Faust told us) or no longer assigned (the consumer says)
         if outcome.write is not None and key is not None:
             self.table[key] = outcome.write.to_bytes()
             self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
@@ -180,7 +184,10 @@ class WorkerLoop:
     async def _run_due(self, partition_number: int) -> None:
         # time-driven work waits `grace_ms` behind the clock, so an event up to that late is
         # still applied before the changes it would have prevented (a downgrade, a warning)
-        up_to_ms = self._partitions[partition_number].clock_ms - self.grace_ms
+        partition = self._partitions.get(partition_number)
+        if partition is None:
+            return
+        up_to_ms = partition.clock_ms - self.grace_ms
         due_customers = list(self.due.pop_due(partition_number, up_to_ms))
         for customer_id in due_customers:
             key = customer_id.encode()
@@ -192,6 +199,8 @@ class WorkerLoop:
                 self.revoke([partition_number])
                 return
             self.counters.due_runs += 1
+            if self._partitions.get(partition_number) is not partition:
+                return
 
     # ---- ownership -----------------------------------------------------------------------------
 
