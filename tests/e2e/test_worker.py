@@ -18,7 +18,13 @@ from streams.broker import TopicNames, free_port
 from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
-from streams.tools.audit import read_input_log, read_output_log, reference_fold
+from streams.tools.audit import (
+    AuditReport,
+    audit,
+    read_input_log,
+    read_output_log,
+    reference_fold,
+)
 from streams.tools.lag import wait_idle
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
@@ -113,6 +119,20 @@ def assert_matches_reference(cluster: Cluster, codec: Codec) -> None:
     assert produced.dead_letters >= reference.dead_letters()
 
 
+def audit_states(cluster: Cluster) -> AuditReport:
+    """The live table (its changelog) against the reference, customer by customer."""
+    settings = Settings.load(
+        bootstrap_servers=cluster.bootstrap,
+        topic_prefix=cluster.topics.prefix,
+        app_id=cluster.app_id,
+        partitions=TEST_PARTITIONS,
+        clock="event",
+        late_grace_seconds=0,
+        processing_guarantee=cluster.env["LOYALTY_PROCESSING_GUARANTEE"],
+    )
+    return audit(settings, view_only=True)
+
+
 def test_one_worker_produces_exactly_the_reference_outputs(cluster: Cluster, codec: Codec) -> None:
     worker = cluster.add().wait_ready()
     sent = publish(cluster, codec, SimulationConfig(customers=400, events=6000, seed=21))
@@ -183,6 +203,8 @@ def test_sigkilled_workers_lose_and_double_nothing(cluster: Cluster, codec: Code
     cluster.wait_idle(timeout_s=600)
     assert kills >= 3
     assert_matches_reference(cluster, codec)
+    report = audit_states(cluster)
+    assert report.customers_differing == 0, [str(m) for m in report.mismatches[:10]]
     produced = read_output_log(cluster.bootstrap, cluster.topics, codec)
     if cluster.env["LOYALTY_PROCESSING_GUARANTEE"] == "exactly_once":
         doubled = {event_id: n for event_id, n in produced.ids.items() if n > 1}
