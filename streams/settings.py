@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="where workers keep local state (RocksDB) and other run-time files",
     )
     web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP port of the worker")
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="address the worker's HTTP API binds to and other workers reach it at",
+    )
     partitions: int = Field(default=8, ge=1, le=1024, description="partitions of every topic")
     replication_factor: int = Field(default=1, ge=1, description="replication of our topics")
     topic_prefix: str = Field(default="loyalty", description="prefix of every topic name")

@@ -29,10 +29,9 @@ from typing import Any
 from streams.core import Program, advance
 from streams.tools.replay import state_line
 from streams.tools.topic_census import read_topic
-from streams.worker.envelope import EnvelopeError, StoredCustomer
+from streams.worker.envelope import CUSTOMER_TABLE, EnvelopeError, StoredCustomer
 
 # The Faust table's name in streams/worker/app.py; Faust names its changelog after it.
-CUSTOMER_TABLE = "customers"
 
 Progress = Callable[[int], None]
 

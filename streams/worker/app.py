@@ -27,6 +27,7 @@ from streams.broker.topics import TopicNames, ensure_topics
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
+from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.loop import WorkerLoop
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
@@ -99,13 +100,15 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         # the crash test). Unacked records are simply read again by the next owner.
         stream_wait_empty=False,
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_host,
+        # the URL other workers forward customer requests to
+        web_host=settings.web_host,
         web_in_thread=False,
         key_serializer="raw",
         value_serializer="raw",
     )
     table = app.Table(
-        "customers",
+        CUSTOMER_TABLE,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from streams.core import CustomerState, state_from_bytes, state_to_bytes
 
+CUSTOMER_TABLE = "customers"  # the Faust table; its changelog is `<app id>-customers-changelog`
 FORMAT = 1
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
 

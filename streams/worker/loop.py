@@ -235,5 +235,10 @@ class WorkerLoop:
             self.rebuild_due_index()
         return partition
 
+    def clock_ms(self, partition: int) -> int | None:
+        """The partition's clock (latest event time applied), None before its first event."""
+        state = self._partitions.get(partition)
+        return state.clock_ms if state is not None and state.clock_ms else None
+
     def buffered(self) -> int:
         return sum(p.merge.buffered() for p in self._partitions.values())

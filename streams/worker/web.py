@@ -49,8 +49,7 @@ Handler = Callable[..., Awaitable[Any]]
 def partition_clock_ms(loop: WorkerLoop, partition: int) -> int | None:
     """The latest event time applied on a partition (0 or None: nothing since assignment)."""
     # the loop keeps it privately; read-only use until it offers an accessor
-    state = loop._partitions.get(partition)
-    return state.clock_ms if state is not None and state.clock_ms else None
+    return loop.clock_ms(partition)
 
 
 def register_views(
