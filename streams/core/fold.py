@@ -676,7 +676,9 @@ def risk_on(state: AnyState, day: int, program: Program) -> churn.RiskScore:
 def risk_score_on(state: AnyState, day: int, program: Program) -> float:
     """`risk_on(...).score` without building dates and histories: the same arithmetic as
     churn.risk_score, operation for operation, so the float is identical (a test holds them
-    together); the fold asks this once or twice per event."""
+    together). The fold asks this once to a dozen times per event, so churn.p_alive and the
+    falling-check sign are written out here rather than called (measured with the cheaper
+    `state.freeze`: 7% fewer instructions in the fold)."""
     model = program.churn
     weights = model.weights
     first, last = state.first_visit_day, state.last_visit_day
@@ -686,21 +688,35 @@ def risk_score_on(state: AnyState, day: int, program: Program) -> float:
         if day < last:  # noqa: PLR1730 - a branch is cheaper than max() on the hot path
             day = last
         if repeat > 0:
+            # churn.p_alive(repeat, t_x, big_t, model.params), expression for expression
             if model.unit == "days":
-                alive = churn.p_alive(repeat, last - first, day - first, model.params)
+                t_x: float = last - first
+                big_t: float = day - first
             else:
                 per_unit = churn.DAYS_PER_UNIT[model.unit]
-                alive = churn.p_alive(
-                    repeat, (last - first) / per_unit, (day - first) / per_unit, model.params
-                )
+                t_x, big_t = (last - first) / per_unit, (day - first) / per_unit
+            if not (0 <= t_x <= big_t and math.isfinite(big_t)):
+                churn.p_alive(repeat, t_x, big_t, model.params)  # raises its ValueError
+            params = model.params
+            growth = math.log1p((big_t - t_x) / (params.alpha + t_x))
+            log_odds = (
+                (params.r + repeat) * growth + math.log(params.a) - math.log(params.b + repeat - 1)
+            )
+            alive = math.exp(-log_odds) if log_odds > 700 else 1.0 / (1.0 + math.exp(log_odds))
     score = 1.0 - alive
     nps = state.nps_score
     if nps is not None and nps <= program.detractor_up_to_score:
         score += weights.detractor
     if state.complaints and any(c.overdue for c in state.complaints):
         score += weights.overdue_complaint
-    if _falling_check(state, program):
-        score += weights.falling_average_check
+    recent = state.recent_checks  # _falling_check, written out
+    held = len(recent)
+    if held >= program.recent_receipts and state.receipts >= 2 * held:
+        lifetime_average = state.lifetime_spend_minor / state.receipts
+        if lifetime_average > 0 and (
+            sum(recent) / held < weights.falling_check_ratio * lifetime_average
+        ):
+            score += weights.falling_average_check
     if first is not None and last is not None and repeat >= weights.gap_min_repeat_visits:
         mean_gap_days = (last - first) / repeat
         if day >= last + math.floor(weights.gap_cadence_factor * mean_gap_days) + 1:

@@ -167,27 +167,35 @@ def thaw(s: CustomerState) -> StateDraft:
     return d
 
 
+# What CustomerState(...) ends in: the named tuple's own __new__ is a Python function that
+# binds 21 arguments and then calls this, once per event.
+_new_state = tuple.__new__
+
+
 def freeze(d: StateDraft) -> CustomerState:
-    return CustomerState(
-        d.customer_id,
-        d.tier,
-        d.requalify_ms,
-        d.warned_ms,
-        d.points,
-        d.last_purchase_ms,
-        d.lifetime_spend_minor,
-        d.receipts,
-        d.visits,
-        d.first_visit_day,
-        d.last_visit_day,
-        d.spend_days,
-        d.recent_checks,
-        d.punch_cards,
-        d.purchases,
-        d.nps_score,
-        d.nps_ms,
-        d.complaints,
-        d.churn_level,
-        d.churn_day,
-        d.recent_ids,
+    return _new_state(
+        CustomerState,
+        (
+            d.customer_id,
+            d.tier,
+            d.requalify_ms,
+            d.warned_ms,
+            d.points,
+            d.last_purchase_ms,
+            d.lifetime_spend_minor,
+            d.receipts,
+            d.visits,
+            d.first_visit_day,
+            d.last_visit_day,
+            d.spend_days,
+            d.recent_checks,
+            d.punch_cards,
+            d.purchases,
+            d.nps_score,
+            d.nps_ms,
+            d.complaints,
+            d.churn_level,
+            d.churn_day,
+            d.recent_ids,
+        ),
     )
