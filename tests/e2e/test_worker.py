@@ -71,7 +71,17 @@ class Cluster:
         return worker.start()
 
     def wait_idle(self, timeout_s: float = 180.0) -> None:
-        wait_idle(self.bootstrap, self.app_id, self.topics.inputs, timeout_s)
+        """Until the group has no lag; fails at once if a worker died meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            dead = [w.name for w in self.workers if w.process is not None and not w.alive()]
+            assert not dead, f"worker(s) {dead} died: see {self.work_dir}/<name>.log"
+            try:
+                wait_idle(self.bootstrap, self.app_id, self.topics.inputs, timeout_s=5)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
 
     def stop(self) -> None:
         for worker in self.workers:
