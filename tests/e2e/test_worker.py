@@ -9,7 +9,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -28,6 +30,7 @@ from streams.tools.audit import (
 from streams.tools.lag import wait_idle
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.topic_census import read_topic
 from streams.tools.worker_process import WorkerProcess
 from tests.conftest import TEST_PARTITIONS
 
@@ -248,3 +251,39 @@ def test_a_worker_joining_and_leaving_mid_stream_changes_nothing(
     publisher.join()
     cluster.wait_idle(timeout_s=600)
     assert_matches_reference(cluster, codec)
+
+
+def test_live_clock_flags_a_silent_customer_from_the_passing_of_time_alone(
+    kafka_bootstrap: str, loyalty_topics: TopicNames, tmp_path: Path, codec: Codec
+) -> None:
+    cluster = Cluster(kafka_bootstrap, loyalty_topics, tmp_path)
+    cluster.env["LOYALTY_CLOCK"] = "live"
+    try:
+        cluster.add().wait_ready()
+        # a weekly regular who stopped coming 300 days ago: nothing of theirs arrives after
+        last_visit = datetime.now(UTC) - timedelta(days=300)
+        with EventPublisher(cluster.bootstrap, cluster.topics, codec) as publisher:
+            for week in range(10, -1, -1):
+                at = last_visit - timedelta(weeks=week)
+                publisher.write(
+                    "loyalty.v1.Purchase",
+                    {"event_id": f"weekly-{week}", "customer_id": "c-silent", "store_id": None,
+                     "occurred_at": at.replace(microsecond=0), "currency": "EUR",
+                     "total_minor": 1250, "items": []},
+                )  # fmt: skip
+        deadline = time.monotonic() + 60
+        changes: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not changes:
+            time.sleep(1)
+            changes = [
+                record
+                for message in read_topic(cluster.bootstrap, cluster.topics.churn_risk)
+                for record in [codec.decode(message.value() or b"").record]
+                if str(record["caused_by"]).startswith("due:churn:")
+            ]
+        assert changes, "no churn-risk change from time alone"
+        assert all(record["customer_id"] == "c-silent" for record in changes)
+        assert changes[-1]["level"] != "none"
+        assert changes[-1]["occurred_at"] > last_visit  # stamped when due, after the last visit
+    finally:
+        cluster.stop()
