@@ -231,8 +231,9 @@ def publish_while(cluster: Cluster, codec: Codec, config: SimulationConfig) -> t
 
 
 @pytest.mark.xfail(
-    reason="open: after a worker joins and leaves, about 1% of outputs go missing "
-    "(partition handover; under investigation)",
+    reason="open: records the event-time merge held when a rebalance revoked a partition "
+    "that then stayed with the same worker are never redelivered (Faust does not seek back), "
+    "so outputs go missing and commits stall behind them",
     strict=False,
 )
 def test_a_worker_joining_and_leaving_mid_stream_changes_nothing(
@@ -249,7 +250,7 @@ def test_a_worker_joining_and_leaving_mid_stream_changes_nothing(
     time.sleep(3)
     third.stop()  # leaves cleanly: they move back
     publisher.join()
-    cluster.wait_idle(timeout_s=600)
+    cluster.wait_idle(timeout_s=180)  # an expected failure: do not wait long
     assert_matches_reference(cluster, codec)
 
 
