@@ -14,10 +14,11 @@ from streams.broker import TopicNames
 from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
-from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.simulate import SimulationConfig
 from streams.worker.loop import WorkerLoop
 from streams.worker.ordering import Source
-from streams.worker.processor import InputRecord, Outbound, Processor, expected_partition
+from streams.worker.processor import InputRecord, Outbound, Processor
+from tests.worker.simulated import simulated_log
 
 PARTITIONS = 3
 TOPICS = TopicNames("t")
@@ -30,21 +31,9 @@ def codec() -> Codec:
 
 @pytest.fixture(scope="module")
 def log(codec: Codec) -> list[InputRecord]:
-    """A simulated input log: records with their partition and offset, in publish order."""
-    offsets: Counter[tuple[Source, int]] = Counter()
-    records = []
-    for published_ms, (schema, body) in enumerate(
-        simulate(SimulationConfig(customers=60, events=1500, seed=5))
-    ):
-        key = body["customer_id"].encode()
-        partition = expected_partition(key, PARTITIONS)
-        source = Source.PURCHASES if schema.endswith(("Purchase", "Return")) else Source.FEEDBACK
-        topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
-        offset = offsets[(source, partition)]
-        offsets[(source, partition)] += 1
-        value = codec.encode(schema, body)
-        records.append(InputRecord(source, topic, partition, offset, published_ms, key, value))
-    return records
+    return simulated_log(
+        codec, TOPICS, PARTITIONS, SimulationConfig(customers=60, events=1500, seed=5)
+    )
 
 
 class Harness:
