@@ -15,6 +15,7 @@ from streams.cli.options import (
     Partitions,
     Rules,
     SchemaRegistryUrl,
+    TopicPrefix,
     WebPort,
     load_settings,
 )
@@ -35,14 +36,6 @@ AppId = Annotated[
         "--app-id",
         help="the workers' app id (their consumer group) \\[env LOYALTY_APP_ID; "
         "default loyalty-worker]",
-        show_default=False,
-    ),
-]
-TopicPrefix = Annotated[
-    str | None,
-    typer.Option(
-        "--topic-prefix",
-        help="prefix of every topic name \\[env LOYALTY_TOPIC_PREFIX; default loyalty]",
         show_default=False,
     ),
 ]

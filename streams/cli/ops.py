@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.cli.options import BootstrapServers, Partitions, load_settings
+from streams.cli.options import BootstrapServers, Partitions, TopicPrefix, load_settings
 
 if TYPE_CHECKING:
     from streams.broker import EmbeddedKafka
@@ -30,14 +30,6 @@ BrokerDataDir = Annotated[
         "--data-dir",
         envvar="LOYALTY_KAFKA_DATA_DIR",
         help="the broker's data directory \\[default: <cache>/broker]",
-        show_default=False,
-    ),
-]
-TopicPrefix = Annotated[
-    str | None,
-    typer.Option(
-        "--topic-prefix",
-        help="prefix of every topic name \\[env LOYALTY_TOPIC_PREFIX; default loyalty]",
         show_default=False,
     ),
 ]

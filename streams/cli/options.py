@@ -59,6 +59,15 @@ SchemaRegistryUrl = Annotated[
     ),
 ]
 
+TopicPrefix = Annotated[
+    str | None,
+    typer.Option(
+        "--topic-prefix",
+        help="prefix of every topic name \\[env LOYALTY_TOPIC_PREFIX; default loyalty]",
+        show_default=False,
+    ),
+]
+
 
 def load_settings(**flags: object) -> Settings:
     """Settings with the given flags on top, or a one-line error naming the bad value."""
