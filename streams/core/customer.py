@@ -98,12 +98,24 @@ class CustomerView:
     churn_reasons: tuple[str, ...]
 
 
-def describe(state: CustomerState, as_of: datetime, program: Program) -> CustomerView:
-    """The customer as of a moment. Pass a state already advanced to `as_of` (the derived
-    fields are computed here, the time-driven ones, like churn level, by `advance`)."""
-    day = to_ms(as_of) // MS_PER_DAY
-    category_visits = visits_within(state, day, program.category_window_days)
-    category = customer_category(category_visits, program)
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The customer's DOMAIN.md classes on a day: what `describe` reports and the metrics
+    count."""
+
+    category: str | None
+    frequency: str
+    attitude: str
+    loyalty_type: str | None
+    stage: str
+    nps_class: str | None
+    open_complaints: int
+    overdue_complaints: int
+
+
+def classify(state: CustomerState, day: int, program: Program) -> Classification:
+    """Category, attitude, loyalty type and stage on `day` (days since the epoch, UTC)."""
+    category = customer_category(visits_within(state, day, program.category_window_days), program)
     frequent = category == "regular"
     nps = nps_class(state.nps_score, program)
     open_complaints = len(state.complaints)
@@ -128,7 +140,23 @@ def describe(state: CustomerState, as_of: datetime, program: Program) -> Custome
         stage = "repeat"
     else:
         stage = "first_purchase"
+    return Classification(
+        category=category,
+        frequency="frequent" if frequent else "rare",
+        attitude=attitude,
+        loyalty_type=loyalty_type,
+        stage=stage,
+        nps_class=nps,
+        open_complaints=open_complaints,
+        overdue_complaints=overdue,
+    )
 
+
+def describe(state: CustomerState, as_of: datetime, program: Program) -> CustomerView:
+    """The customer as of a moment. Pass a state already advanced to `as_of` (the derived
+    fields are computed here, the time-driven ones, like churn level, by `advance`)."""
+    day = to_ms(as_of) // MS_PER_DAY
+    classes = classify(state, day, program)
     risk = risk_on(state, day, program)
     cards = {
         card.category: max(0, held.stamps - held.rewards * card.stamps)
@@ -151,15 +179,15 @@ def describe(state: CustomerState, as_of: datetime, program: Program) -> Custome
         first_visit=None if state.first_visit_day is None else day_to_date(state.first_visit_day),
         last_visit=None if state.last_visit_day is None else day_to_date(state.last_visit_day),
         requalify_at=None if state.requalify_ms is None else from_ms(state.requalify_ms),
-        stage=stage,
-        category=category,
-        frequency="frequent" if frequent else "rare",
-        attitude=attitude,
-        loyalty_type=loyalty_type,
+        stage=classes.stage,
+        category=classes.category,
+        frequency=classes.frequency,
+        attitude=classes.attitude,
+        loyalty_type=classes.loyalty_type,
         nps_score=state.nps_score,
-        nps_class=nps,
-        open_complaints=open_complaints,
-        overdue_complaints=overdue,
+        nps_class=classes.nps_class,
+        open_complaints=classes.open_complaints,
+        overdue_complaints=classes.overdue_complaints,
         punch_cards=cards,
         p_alive=risk.p_alive,
         churn_level=program.churn.levels.names[state.churn_level],
