@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from streams.broker.topics import TopicNames, ensure_topics
@@ -29,9 +30,10 @@ from streams.program import load_program
 from streams.settings import Settings
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.loop import WorkerLoop
+from streams.worker.metrics import WorkerFacts, WorkerMetrics
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
-from streams.worker.web import register_views
+from streams.worker.web import recovered, register_views
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -144,6 +146,12 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         start = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         return bool(highwater == 0 or (start is not None and start >= highwater))
 
+    metrics_observer: list[WorkerMetrics] = []  # set once the metrics exist (they read the loop)
+
+    def observe_latency(processing_s: float, event_lag_s: float | None) -> None:
+        for metrics in metrics_observer:
+            metrics.observe(processing_s, event_lag_s)
+
     loop = WorkerLoop(
         Processor(program, codec, topics, settings.partitions),
         table,
@@ -153,7 +161,10 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         live_clock=settings.clock == "live",
         merge_delay_ms=int(settings.merge_delay_seconds * 1000),
         owns=lambda partition: TP(topics.purchases, partition) in app.consumer.assignment(),
+        observe_latency=observe_latency,
     )
+    metrics = WorkerMetrics(loop, worker_facts(app, loop, source_of))
+    metrics_observer.append(metrics)
 
     @app.agent(inputs, concurrency=1)
     async def process(stream: Any) -> None:
@@ -201,6 +212,56 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
 
-    register_views(app, table, loop, program, settings)
+    register_views(app, table, loop, program, settings, metrics)
 
     return app, loop
+
+
+def worker_facts(app: faust.App, loop: WorkerLoop, source_of: dict[str, Source]) -> WorkerFacts:
+    """What the metrics read from Faust and the consumer at scrape time (read-only use of a
+    few private fields, named where used)."""
+
+    def input_partitions() -> list[TP]:
+        try:
+            assignment = app.consumer.assignment()
+        except ConsumerNotStarted:  # a scrape before the consumer runs: nothing owned yet
+            return []
+        return [tp for tp in assignment if tp.topic in source_of]
+
+    def lag() -> dict[tuple[str, int], int]:
+        behind = {}
+        for tp in input_partitions():
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # revoked meanwhile, or not fetched yet: unknown, not zero
+                continue
+            # the next offset the consumer will hand out (Faust's read offset is the last one)
+            read = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+            position = 0 if read is None else read + 1
+            if highwater is not None:
+                behind[source_of[tp.topic].name.lower(), tp.partition] = max(
+                    0, highwater - position
+                )
+        return behind
+
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+
+    def recovery_duration_s() -> float | None:
+        started = getattr(recovery, "_recovery_started_at", None)
+        ended = getattr(recovery, "_recovery_ended_at", None)
+        return None if started is None or ended is None or ended < started else ended - started
+
+    def partitions_assigned() -> int:
+        return sum(1 for tp in input_partitions() if source_of[tp.topic] is Source.PURCHASES)
+
+    return WorkerFacts(
+        lag=lag,
+        partitions_assigned=partitions_assigned,
+        table_customers=lambda: loop.tally().customers,
+        recovery_in_progress=lambda: bool(recovery.in_recovery),
+        recovery_remaining=lambda: (
+            int(recovery.active_remaining_total()) if recovery.in_recovery else 0
+        ),
+        recovery_duration_s=recovery_duration_s,
+        ready=lambda: recovered(app) and partitions_assigned() > 0,
+    )

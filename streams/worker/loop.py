@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from streams.core.events import from_ms
+from streams.core import CustomerState, NpsResponse
+from streams.core.customer import nps_class
+from streams.core.events import from_ms, to_ms
+from streams.core.tally import Tally, facts_of
 from streams.worker.due_index import DueIndex
 from streams.worker.envelope import StoredCustomer
 from streams.worker.ordering import PartitionMerge, Pending, Source
@@ -42,19 +45,42 @@ Ack = Callable[[], object]
 CaughtUp = Callable[[Source, int, int | None], bool]
 
 
+# Called once per input record done: seconds since it reached the worker, and seconds since
+# its event time (None without an event), both when its outputs were acknowledged.
+ObserveLatency = Callable[[float, float | None], None]
+
+MAX_STORE_LABELS = 50  # label values per metric stay bounded whatever the store count
+
+
 @dataclass
 class LoopCounters:
-    consumed: Counter[str] = field(default_factory=Counter)  # by source
-    applied: int = 0
-    duplicates: int = 0
+    """What the loop has done since it started: the metrics read these at each scrape."""
+
+    consumed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, kind)
+    applied: Counter[str] = field(default_factory=Counter)  # by topic
+    duplicates: Counter[str] = field(default_factory=Counter)  # by topic
     rejected: Counter[str] = field(default_factory=Counter)  # by error kind
+    dead_letters: int = 0
     sent: Counter[str] = field(default_factory=Counter)  # by output kind
+    rewards: Counter[str] = field(default_factory=Counter)  # by reward kind
+    nps_responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (store, class)
     due_runs: int = 0
+    _stores: set[str] = field(default_factory=set)
+
+    def store_label(self, store_id: str | None) -> str:
+        """The store's id for the first MAX_STORE_LABELS stores seen, then `other`."""
+        if store_id is None:
+            return "unknown"
+        if store_id in self._stores or len(self._stores) < MAX_STORE_LABELS:
+            self._stores.add(store_id)
+            return store_id
+        return "other"
 
 
 @dataclass
 class _Partition:
-    merge: PartitionMerge[tuple[Checked, Ack]] = field(default_factory=PartitionMerge)
+    # per record: the record checked, its ack, and when it reached the worker (wall seconds)
+    merge: PartitionMerge[tuple[Checked, Ack, float]] = field(default_factory=PartitionMerge)
     clock_ms: int = 0  # the latest event time applied here (or the wall clock, when live)
     last_seen: dict[Source, int] = field(default_factory=dict)
     waiting_since: float | None = None  # wall time since a source's silence held records back
@@ -74,6 +100,7 @@ class WorkerLoop:
         max_idle_s: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
         owns: Callable[[int], bool] = lambda _partition: True,
+        observe_latency: ObserveLatency = lambda _processing_s, _event_lag_s: None,
     ) -> None:
         self.processor = processor
         self.table = table
@@ -85,20 +112,24 @@ class WorkerLoop:
         self.max_idle_s = max_idle_s
         self.wall_clock = wall_clock
         self.owns = owns
+        self.observe_latency = observe_latency
         self.due = DueIndex()
         self.counters = LoopCounters()
         self._partitions: dict[int, _Partition] = {}
-        self._indexed: set[int] = set()  # partitions whose customers are in the due index
+        # partitions whose customers are in the due index and the tallies
+        self._indexed: set[int] = set()
+        self._tallies: dict[int, Tally] = {}
 
     # ---- input ---------------------------------------------------------------------------------
 
     async def on_record(self, record: InputRecord, ack: Ack) -> None:
         partition = self._partition(record.partition)
         partition.last_seen[record.source] = record.offset
-        self.counters.consumed[record.source.name.lower()] += 1
         checked = self.processor.check(record)
+        kind = "unreadable" if checked.event is None else type(checked.event).__name__
+        self.counters.consumed[record.source.name.lower(), kind] += 1
         partition.merge.push(Pending(record.timestamp_ms, record.source, record.offset,
-                                     (checked, ack)))  # fmt: skip
+                                     (checked, ack, self.wall_clock())))  # fmt: skip
         await self._drain(record.partition)
 
     async def on_tick(self, partition_number: int, wall_ms: int) -> None:
@@ -114,8 +145,8 @@ class WorkerLoop:
     async def _drain(self, partition_number: int) -> None:
         partition = self._partitions[partition_number]
         for pending in partition.merge.release(lambda s: self._caught_up(partition_number, s)):
-            checked, ack = pending.payload
-            if not await self._apply(checked):
+            checked, ack, received_s = pending.payload
+            if not await self._apply(checked, received_s):
                 self.revoke([partition_number])  # taken away meanwhile: the next owner redoes it
                 return
             if self._partitions.get(partition_number) is not partition:
@@ -150,7 +181,7 @@ class WorkerLoop:
 
     # ---- applying ------------------------------------------------------------------------------
 
-    async def _apply(self, checked: Checked) -> bool:
+    async def _apply(self, checked: Checked, received_s: float) -> bool:
         """Applies one record; False if its partition was taken away before it was done."""
         event = checked.event
         key = None if event is None else event.customer_id.encode()
@@ -158,12 +189,19 @@ class WorkerLoop:
         outcome = self.processor.apply(checked, current, datetime.now(UTC))
         if not await self._commit(outcome, key, checked.record.partition):
             return False
+        topic = checked.record.source.name.lower()
         if outcome.duplicate:
-            self.counters.duplicates += 1
+            self.counters.duplicates[topic] += 1
         elif outcome.rejected is not None:
             self.counters.rejected[outcome.rejected.error_kind] += 1
         else:
-            self.counters.applied += 1
+            self.counters.applied[topic] += 1
+            if isinstance(event, NpsResponse):
+                answer = nps_class(event.score, self.processor.program) or "unknown"
+                self.counters.nps_responses[self.counters.store_label(event.store_id), answer] += 1
+        done_s = self.wall_clock()
+        event_lag_s = None if event is None else done_s - to_ms(event.occurred_at) / 1000
+        self.observe_latency(done_s - received_s, event_lag_s)
         return True
 
     async def _commit(self, outcome: Outcome, key: bytes | None, partition: int) -> bool:
@@ -173,13 +211,34 @@ class WorkerLoop:
         exactly that). Returns whether the outcome was committed."""
         if outcome.send:
             await self.send(outcome.send)  # acknowledged before the state moves on
-            self.counters.sent.update(sent.kind for sent in outcome.send)
+            self._count_sent(outcome)
         if partition not in self._partitions or not self.owns(partition):
             return False  # revoked (Faust told us) or no longer assigned (the consumer says)
         if outcome.write is not None and key is not None:
             self.table[key] = outcome.write.to_bytes()
             self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
+            if outcome.after is not None:
+                self._count_change(partition, outcome.before, outcome.after)
         return True
+
+    def _count_sent(self, outcome: Outcome) -> None:
+        counters = self.counters
+        for sent in outcome.send:
+            if sent.kind == "DeadLetter":
+                counters.dead_letters += 1
+                continue
+            counters.sent[sent.kind] += 1
+            if sent.reward_kind is not None:
+                counters.rewards[sent.reward_kind] += 1
+
+    def _count_change(
+        self, partition: int, before: CustomerState | None, after: CustomerState
+    ) -> None:
+        program = self.processor.program
+        tally = self._tallies.setdefault(partition, Tally())
+        tally.change(
+            None if before is None else facts_of(before, program), facts_of(after, program)
+        )
 
     async def _run_due(self, partition_number: int) -> None:
         # time-driven work waits `grace_ms` behind the clock, so an event up to that late is
@@ -204,18 +263,33 @@ class WorkerLoop:
 
     # ---- ownership -----------------------------------------------------------------------------
 
-    def rebuild_due_index(self) -> None:
-        """After a (re)assignment: the due times of every locally stored customer, from the
-        headers alone (no state is decoded). Customers already indexed keep their entry."""
-        for customer_id, due_ms, partition in self._headers():
-            if partition not in self._indexed:
-                self.due.set(partition, customer_id, due_ms)
-        self._indexed.update(self._partitions)
-
-    def _headers(self) -> Iterator[tuple[str, int | None, int]]:
+    def index_new_partitions(self) -> None:
+        """After a (re)assignment: the customers stored for each partition new here go into
+        the due index (from the headers) and the partition's tally (the only time states are
+        counted by a scan; from then on the tally follows each change)."""
+        new = set(self._partitions) - self._indexed
+        if not new:
+            return
+        program = self.processor.program
+        tallies = {partition: Tally() for partition in new}
         for key, value in self.table.items():
             partition, due_ms = StoredCustomer.header_of(value)
-            yield key.decode(), due_ms, partition
+            tally = tallies.get(partition)
+            if tally is not None:
+                self.due.set(partition, key.decode(), due_ms)
+                tally.count(facts_of(StoredCustomer.from_bytes(value).state, program))
+        self._tallies.update(tallies)
+        self._indexed.update(new)
+
+    def tally(self) -> Tally:
+        """The program's counts over the customers of the partitions this worker owns."""
+        total = Tally()
+        for tally in list(self._tallies.values()):
+            total = total.merged(tally)
+        return total
+
+    def due_entries(self) -> int:
+        return self.due.size()
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Partitions taken away: their buffered records were never acked, so their new owner
@@ -223,6 +297,7 @@ class WorkerLoop:
         for partition in partitions:
             self._partitions.pop(partition, None)
             self._indexed.discard(partition)
+            self._tallies.pop(partition, None)
             self.due.drop(partition)
 
     def _partition(self, number: int) -> _Partition:
@@ -232,13 +307,17 @@ class WorkerLoop:
         if partition is None:
             partition = self._partitions[number] = _Partition()
         if number not in self._indexed:
-            self.rebuild_due_index()
+            self.index_new_partitions()
         return partition
 
     def clock_ms(self, partition: int) -> int | None:
         """The partition's clock (latest event time applied), None before its first event."""
         state = self._partitions.get(partition)
         return state.clock_ms if state is not None and state.clock_ms else None
+
+    def clocks_ms(self) -> dict[int, int]:
+        """Each owned partition's clock, for those that have one."""
+        return {n: p.clock_ms for n, p in list(self._partitions.items()) if p.clock_ms}
 
     def buffered(self) -> int:
         return sum(p.merge.buffered() for p in self._partitions.values())

@@ -19,6 +19,7 @@ from streams.contract import Codec
 from streams.contract.errors import ContractError, RecordInvalidError
 from streams.core import (
     INPUT_EVENTS,
+    CustomerState,
     InputEvent,
     OutputEvent,
     Program,
@@ -80,6 +81,7 @@ class Outbound:
     value: bytes
     event_id: str | None
     kind: str  # the schema's short name, for metrics
+    reward_kind: str | None = None  # a RewardEarned's kind, for metrics
 
 
 @dataclass(slots=True)
@@ -89,6 +91,9 @@ class Outcome:
     send: list[Outbound] = field(default_factory=list)
     duplicate: bool = False
     rejected: Rejection | None = None
+    # the customer's state before and after, when it changed (for the program's metrics)
+    before: CustomerState | None = None
+    after: CustomerState | None = None
 
     @property
     def next_due_ms(self) -> int | None:
@@ -198,7 +203,7 @@ class Processor:
             return outcome
         offsets = list(current.next_offsets)
         offsets[record.source] = record.offset + 1
-        state = current.state
+        before = state = current.state
         try:
             state, outputs = apply(state, event, self.program)
         except RuleViolation as violation:
@@ -209,14 +214,18 @@ class Processor:
             outputs = ()  # the state stays, but the offset moves on: the record is done
         outcome.send.extend(self.encode_outputs(outputs))
         outcome.write = self._store(state, record.partition, tuple(offsets))
+        outcome.before = None if stored_bytes is None else before
+        outcome.after = state
         return outcome
 
     def advance(self, stored_bytes: bytes, up_to: datetime) -> Outcome:
         """Time-driven work for one customer up to `up_to` (the partition's clock)."""
         current = StoredCustomer.from_bytes(stored_bytes)
-        state, outputs = advance(current.state, up_to, self.program)
+        before = current.state
+        state, outputs = advance(before, up_to, self.program)
         outcome = Outcome(customer_id=state.customer_id, send=self.encode_outputs(outputs))
         outcome.write = self._store(state, current.partition, current.next_offsets)
+        outcome.before, outcome.after = before, state
         return outcome
 
     def _load(self, stored_bytes: bytes | None, customer_id: str, partition: int) -> StoredCustomer:
@@ -240,6 +249,7 @@ class Processor:
                 value=self.codec.encode(output.SCHEMA, output.to_record()),
                 event_id=output.event_id,
                 kind=output.SCHEMA.rpartition(".")[2],
+                reward_kind=getattr(output, "reward_kind", None),
             )
             for output in outputs
         ]

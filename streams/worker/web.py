@@ -27,6 +27,7 @@ from streams.core import Program
 from streams.core.events import from_ms
 from streams.settings import Settings
 from streams.worker.loop import WorkerLoop
+from streams.worker.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.worker.processor import expected_partition
 from streams.worker.views import (
     QueryError,
@@ -52,21 +53,27 @@ def partition_clock_ms(loop: WorkerLoop, partition: int) -> int | None:
     return loop.clock_ms(partition)
 
 
+def recovered(app: faust.App) -> bool:
+    """The table holds every partition assigned: Faust sets `completed` after the first
+    recovery and never clears it, but keeps `rebalancing` true from the start of every
+    rebalance to the end of its recovery."""
+    completed = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+    return bool(completed and not app.rebalancing)
+
+
 def register_views(
-    app: faust.App, table: Any, loop: WorkerLoop, program: Program, settings: Settings
+    app: faust.App,
+    table: Any,
+    loop: WorkerLoop,
+    program: Program,
+    settings: Settings,
+    metrics: WorkerMetrics,
 ) -> None:
     topics = TopicNames.from_settings(settings)
     live = settings.clock == "live"
 
     def owned_partitions() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.purchases}
-
-    def recovered() -> bool:
-        """The table holds every partition assigned: Faust sets `completed` after the first
-        recovery and never clears it, but keeps `rebalancing` true from the start of every
-        rebalance to the end of its recovery."""
-        completed = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        return bool(completed and not app.rebalancing)
 
     def default_moment(partitions: set[int]) -> datetime | None:
         clocks = [ms for p in partitions if (ms := partition_clock_ms(loop, p))]
@@ -100,9 +107,15 @@ def register_views(
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "alive"})
 
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        """Prometheus' text format (docs/metrics.md): this worker's partitions only."""
+        # aiohttp takes no charset in content_type: the whole header, then
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = recovered()
+        ready = recovered(app)
         body = {"ready": ready, "assigned": sorted(str(tp) for tp in app.consumer.assignment())}
         return web.json(body, status=200 if ready else 503)
 
@@ -148,7 +161,7 @@ def register_views(
         partition = expected_partition(key, settings.partitions)
         if TP(topics.purchases, partition) not in app.consumer.assignment():
             return await forward(web, request, partition)
-        if not recovered():
+        if not recovered(app):
             raise QueryError(503, "this worker is recovering its state; retry")
         body = customer_response(
             customer_id,
@@ -167,7 +180,7 @@ def register_views(
         limit = page_limit(request.query.get("limit"))
         cursor = request.query.get("cursor")
         partitions = owned_partitions()
-        if not recovered():
+        if not recovered(app):
             raise QueryError(503, "this worker is recovering its state; retry")
         as_of = as_of_query(request.query.get("as_of")) or moment_for(partitions)
         # a snapshot of the bytes here, the decoding and advancing in a thread: the agent
@@ -183,7 +196,7 @@ def register_views(
     async def stats(web: Any, request: Any) -> Any:
         """Figures over the customers this worker owns (a scan of its local table)."""
         partitions = owned_partitions()
-        if not recovered():
+        if not recovered(app):
             raise QueryError(503, "this worker is recovering its state; retry")
         as_of = as_of_query(request.query.get("as_of")) or moment_for(partitions)
         snapshot = list(table.values())  # as for pages: describe them off the event loop

@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import TopicNames, ensure_topics, free_port
 from streams.contract import make_codec
 from streams.core import advance
+from streams.core.tally import tally_of
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.audit import Reference, audit, default_as_of, read_input_log, reference_fold
@@ -232,6 +234,57 @@ def test_stats_of_both_workers_add_up_to_every_customer(run: Run) -> None:
     assert sum(f["at_risk_total"] for f in figures) == sum(
         1 for x in lines if x["churn_level"] != PROGRAM.churn_level_names[0]
     )
+
+
+def scrape(run: Run, worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A worker's /metrics, parsed by prometheus_client: (sample name, labels) -> value."""
+    with urllib.request.urlopen(run.url(worker, "/metrics"), timeout=20) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def summed(scrapes: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]], name: str,
+           **labels: str) -> float:  # fmt: skip
+    """The sum over workers of every series of `name` whose labels include `labels`."""
+    return sum(
+        value
+        for scrape in scrapes
+        for (sample, sample_labels), value in scrape.items()
+        if sample == name and set(labels.items()) <= set(sample_labels)
+    )
+
+
+def test_metrics_of_both_workers_add_up_to_the_reference(run: Run) -> None:
+    scrapes = [scrape(run, worker) for worker in run.workers]
+    states = [StoredCustomer.from_bytes(value).state for value in run.reference.table.values()]
+    expected = tally_of(states, PROGRAM)
+    log_size = len(
+        read_input_log(run.settings.bootstrap_servers, TopicNames(run.settings.topic_prefix))
+    )
+    assert summed(scrapes, "loyalty_events_consumed_total") == log_size
+    assert summed(scrapes, "loyalty_events_applied_total") == log_size
+    assert summed(scrapes, "loyalty_events_duplicate_total") == 0
+    assert summed(scrapes, "loyalty_partitions_assigned") == TEST_PARTITIONS
+    assert summed(scrapes, "loyalty_worker_ready") == 2
+    assert summed(scrapes, "loyalty_consumer_lag_records") == 0
+    assert summed(scrapes, "loyalty_customers") == expected.customers == len(states)
+    for tier in PROGRAM.tier_names:
+        assert summed(scrapes, "loyalty_customers_by_tier", tier=tier) == expected.by_tier[tier]
+    for stage, count in expected.by_stage.items():
+        assert summed(scrapes, "loyalty_customers_by_stage", stage=stage) == count
+    assert summed(scrapes, "loyalty_points_liability_points") == expected.points
+    assert summed(scrapes, "loyalty_receipts") == expected.receipts
+    assert summed(scrapes, "loyalty_complaints_open") == expected.complaints_open
+    outputs = Counter(sent.kind for sent in run.reference.outputs if sent.kind != "DeadLetter")
+    for kind, count in outputs.items():
+        assert summed(scrapes, "loyalty_output_events_total", kind=kind) == count
+    assert summed(scrapes, "loyalty_processing_latency_seconds_count") == log_size
+    assert summed(scrapes, "loyalty_event_time_lag_seconds_count") == log_size
 
 
 def test_export_writes_the_reference_states(run: Run) -> None:

@@ -12,12 +12,15 @@ import pytest
 
 from streams.broker import TopicNames
 from streams.contract import Codec, make_codec
+from streams.core import CustomerState
+from streams.core.tally import tally_of
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.simulate import SimulationConfig
+from streams.worker.envelope import StoredCustomer
 from streams.worker.loop import WorkerLoop
 from streams.worker.ordering import Source
-from streams.worker.processor import InputRecord, Outbound, Processor
+from streams.worker.processor import InputRecord, Outbound, Processor, expected_partition
 from tests.worker.simulated import simulated_log
 
 PARTITIONS = 3
@@ -97,7 +100,7 @@ def test_arrival_order_changes_neither_state_nor_outputs(
     reference = Harness(codec)
     reference.feed(log)
     assert reference.loop.buffered() == 0
-    assert reference.loop.counters.applied == len(log)
+    assert reference.loop.counters.applied.total() == len(log)
     assert sum(reference.output_ids().values()) > 50
     for seed in (1, 2):
         other = Harness(codec)
@@ -135,8 +138,8 @@ def test_a_crash_and_redelivery_apply_every_record_once(
     second.feed(log[committed_upto:])
     assert second.table == reference.table
     redelivered = len(log[committed_upto:crash_at])
-    assert second.loop.counters.duplicates == redelivered
-    assert second.loop.counters.applied == len(log) - crash_at
+    assert second.loop.counters.duplicates.total() == redelivered
+    assert second.loop.counters.applied.total() == len(log) - crash_at
     # every output reached Kafka at least once, and nothing that was not in the reference
     assert set(first.output_ids() | second.output_ids()) == set(reference.output_ids())
 
@@ -223,3 +226,58 @@ def test_nothing_is_written_or_acked_for_a_partition_taken_away_during_a_send(
     # the partition's next owner; nothing is buffered for a partition we do not own
     assert acked == list(range(len(acked))) and len(acked) < len(records)
     assert harness.loop.buffered() == 0
+
+
+def stored_states(table: dict[bytes, bytes]) -> list[CustomerState]:
+    return [StoredCustomer.from_bytes(value).state for value in table.values()]
+
+
+def test_the_program_tally_follows_every_change_and_survives_a_restart(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    program = load_program(DEFAULT_RULES)
+    whole = Harness(codec)
+    whole.feed(log)
+    assert whole.loop.tally() == tally_of(stored_states(whole.table), program)
+    assert whole.loop.tally().customers == len(whole.table)
+
+    # a new worker takes over half-way: it counts the stored customers once, then follows
+    first = Harness(codec)
+    first.feed(log[:700])
+    second = Harness(codec, table=dict(first.table))
+    second.feed(log[700:])
+    assert second.loop.tally() == whole.loop.tally()
+
+
+def test_a_revoked_partition_leaves_the_tally_and_the_due_index(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    harness = Harness(codec)
+    harness.feed(log)
+    kept = [
+        s
+        for s in stored_states(harness.table)
+        if expected_partition(s.customer_id.encode(), PARTITIONS) != 0
+    ]
+    harness.loop.revoke([0])
+    assert harness.loop.tally() == tally_of(kept, load_program(DEFAULT_RULES))
+    assert not harness.loop.due.has(0)
+
+
+def test_the_counters_say_what_was_consumed_applied_and_sent(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    harness = Harness(codec)
+    harness.feed(log)
+    counters = harness.loop.counters
+    assert counters.consumed.total() == len(log)
+    assert {topic for topic, _ in counters.consumed} == {"purchases", "feedback"}
+    assert counters.consumed["purchases", "Purchase"] == sum(
+        1
+        for r in log
+        if r.source is Source.PURCHASES
+        and codec.decode(r.value or b"").schema_name.endswith("Purchase")
+    )
+    assert counters.sent == Counter(sent.kind for sent in harness.sent)
+    assert counters.rewards.total() == counters.sent["RewardEarned"]
+    assert counters.nps_responses.total() == counters.consumed["feedback", "NpsResponse"]
