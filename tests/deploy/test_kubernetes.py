@@ -1,0 +1,353 @@
+"""k8s/: both overlays rendered by the real kustomize, every object validated offline (the
+built-in kinds by kubernetes-validate in strict mode against a pinned Kubernetes version, the
+KEDA and Prometheus Operator resources by their projects' published CRD schemas, Strimzi's
+KafkaTopic structurally), and what the objects say checked against the code and each other:
+topic names, partitions, settings, ports, probes, the rules file."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from streams.settings import Settings
+from tests.deploy import tools
+from tests.deploy.checks import dockerfile_stages, parse_loyalty_command, settings_from_env
+
+K8S = tools.REPO_ROOT / "k8s"
+OVERLAYS = ("dev", "prod")
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+}
+
+# Strimzi serves its CRDs from no package registry (its Maven artifacts hold the Java model,
+# not the CRD files), so KafkaTopic is checked against the fields of its v1beta2 spec as
+# Strimzi documents them, closed like a strict schema: a misspelt field fails.
+KAFKA_TOPIC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
+        "kind": {"const": "KafkaTopic"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "labels"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                # the Topic Operator manages only topics labelled with its Kafka cluster
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["partitions", "replicas"],
+            "properties": {
+                "topicName": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,249}$"},
+                "partitions": {"type": "integer", "minimum": 1},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+                "config": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(kustomize_binary: Path) -> dict[str, list[dict[str, Any]]]:
+    return {overlay: tools.kustomize_build(K8S / "overlays" / overlay) for overlay in OVERLAYS}
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [each for each in objects if each["kind"] == kind]
+    return found
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [each for each in objects if each["kind"] == kind]
+
+
+def worker_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = only(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def worker_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The worker's environment as the pod gets it: the ConfigMaps' data, then `env`."""
+    container = worker_container(objects)
+    maps = {
+        each["metadata"]["name"]: each.get("data", {}) for each in of_kind(objects, "ConfigMap")
+    }
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for variable in container.get("env", []):
+        env[variable["name"]] = variable.get("value", "<from the downward API>")
+    return env
+
+
+def worker_settings(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return settings_from_env(worker_env(objects), monkeypatch)
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema as the API server applies it, but refusing unknown fields
+    instead of pruning them silently (a misspelt field is a bug in our file)."""
+    if isinstance(schema, list):
+        return [strict(each) for each in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: strict(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        closed["additionalProperties"] = False
+    return closed
+
+
+def custom_resource_errors(
+    resource: dict[str, Any], crd_schemas: dict[tuple[str, str], dict[str, Any]]
+) -> Iterator[str]:
+    key = (resource["apiVersion"], resource["kind"])
+    if key == ("kafka.strimzi.io/v1beta2", "KafkaTopic"):
+        schema = KAFKA_TOPIC_SCHEMA
+    else:
+        assert key in crd_schemas, f"no published schema for {key}"
+        schema = strict(crd_schemas[key])
+    # metadata is the API server's ObjectMeta, not in the CRD's schema beyond `type: object`
+    for error in jsonschema.Draft7Validator(schema).iter_errors(resource):
+        yield f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_builtin_object_is_valid_kubernetes(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    assert objects
+    for resource in objects:
+        if (resource["apiVersion"], resource["kind"]) in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(resource, tools.KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_custom_resource_is_valid_by_its_published_schema(
+    rendered: dict[str, list[dict[str, Any]]],
+    crd_schemas: dict[tuple[str, str], dict[str, Any]],
+    overlay: str,
+) -> None:
+    custom = [
+        each for each in rendered[overlay] if (each["apiVersion"], each["kind"]) in CUSTOM_KINDS
+    ]
+    kinds = {each["kind"] for each in custom}
+    assert kinds >= {"ServiceMonitor", "KafkaTopic"}
+    for resource in custom:
+        errors = list(custom_resource_errors(resource, crd_schemas))
+        assert errors == [], f"{resource['kind']}/{resource['metadata']['name']}"
+
+
+def test_the_validators_refuse_a_misspelt_field(
+    rendered: dict[str, list[dict[str, Any]]],
+    crd_schemas: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """The checks above have teeth: a typo in a built-in object, in a published-CRD resource
+    and in a KafkaTopic each fails."""
+    objects = rendered["prod"]
+    statefulset = copy.deepcopy(only(objects, "StatefulSet"))
+    statefulset["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGett"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError, match="httpGett"):
+        kubernetes_validate.validate(statefulset, tools.KUBERNETES_VERSION, strict=True)
+    for kind, field in (("ScaledObject", "maxReplicas"), ("ServiceMonitor", "endpoint")):
+        broken = copy.deepcopy(only(objects, kind))
+        broken["spec"][field] = 1
+        assert any(field in error for error in custom_resource_errors(broken, crd_schemas))
+    topic = copy.deepcopy(of_kind(objects, "KafkaTopic")[0])
+    topic["spec"]["partition"] = 8
+    assert any("partition" in error for error in custom_resource_errors(topic, crd_schemas))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_topics_are_ours_co_partitioned_as_the_workers_expect(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.broker.topics import TopicNames
+
+    objects = rendered[overlay]
+    settings = worker_settings(objects, monkeypatch)
+    topics = of_kind(objects, "KafkaTopic")
+    names = [each["spec"].get("topicName", each["metadata"]["name"]) for each in topics]
+    assert sorted(names) == sorted(TopicNames(settings.topic_prefix).all)
+    assert {each["spec"]["partitions"] for each in topics} == {settings.partitions}
+    assert {each["spec"]["replicas"] for each in topics} == {settings.replication_factor}
+    for topic in topics:
+        assert int(topic["spec"]["config"]["min.insync.replicas"]) <= topic["spec"]["replicas"]
+    retention = {
+        each["spec"]["topicName"]: int(each["spec"]["config"]["retention.ms"]) for each in topics
+    }
+    names_of = TopicNames(settings.topic_prefix)
+    # the input log is kept for reprocessing; a dead letter outlives the outputs
+    assert all(retention[name] == -1 for name in names_of.inputs)
+    assert all(retention[names_of.dead_letter] > retention[name] for name in names_of.outputs)
+
+
+def test_prod_replicates_and_scales_dev_stays_small(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev, prod = rendered["dev"], rendered["prod"]
+    assert only(dev, "StatefulSet")["spec"]["replicas"] == 1
+    assert of_kind(dev, "ScaledObject") == []
+    assert worker_settings(prod, monkeypatch).replication_factor == 3
+    assert only(prod, "StatefulSet")["spec"]["replicas"] >= 3
+    assert only(prod, "ScaledObject")["spec"]["minReplicaCount"] >= 3
+
+    def memory_gi(objects: list[dict[str, Any]], which: str) -> float:
+        text = worker_container(objects)["resources"][which]["memory"]
+        return float(text.removesuffix("Gi")) if text.endswith("Gi") else float(
+            text.removesuffix("Mi")) / 1024  # fmt: skip
+
+    for which in ("requests", "limits"):
+        assert memory_gi(prod, which) > memory_gi(dev, which)
+
+
+def test_autoscaling_follows_the_input_lag_up_to_one_worker_per_partition(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.broker.topics import TopicNames
+
+    objects = rendered["prod"]
+    settings = worker_settings(objects, monkeypatch)
+    scaled = only(objects, "ScaledObject")["spec"]
+    statefulset = only(objects, "StatefulSet")
+    assert scaled["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": statefulset["metadata"]["name"],
+    }
+    # a worker above the partition count would own nothing
+    assert scaled["maxReplicaCount"] == settings.partitions
+    assert scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
+    triggers = scaled["triggers"]
+    assert {t["type"] for t in triggers} == {"kafka"}
+    assert sorted(t["metadata"]["topic"] for t in triggers) == sorted(
+        TopicNames(settings.topic_prefix).inputs
+    )
+    for trigger in triggers:
+        assert trigger["metadata"]["consumerGroup"] == settings.app_id
+        assert trigger["metadata"]["bootstrapServers"] == settings.bootstrap_servers
+        assert trigger["metadata"]["allowIdleConsumers"] == "false"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_worker_pods_settings_ports_probes_and_volumes_fit_the_code(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = rendered[overlay]
+    statefulset = only(objects, "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    container = worker_container(objects)
+    settings = worker_settings(objects, monkeypatch)
+
+    assert parse_loyalty_command(container["args"])[0] == "worker"
+    (web,) = [port for port in container["ports"] if port["name"] == "web"]
+    assert web["containerPort"] == settings.web_port
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "web"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "web"}
+    assert {"requests", "limits"} <= set(container["resources"])
+
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert mounts[str(settings.data_dir)] == claim["metadata"]["name"]
+    # the rules file: a key of the generated ConfigMap, mounted where LOYALTY_RULES points
+    rules_volume = mounts[str(settings.rules.parent)]
+    (volume,) = [each for each in pod["volumes"] if each["name"] == rules_volume]
+    program = [
+        each
+        for each in of_kind(objects, "ConfigMap")
+        if each["metadata"]["name"] == volume["configMap"]["name"]
+    ]
+    assert len(program) == 1, "the volume names the generated (hash-suffixed) ConfigMap"
+    assert (
+        program[0]["data"][settings.rules.name]
+        == (tools.REPO_ROOT / "loyalty-program.toml").read_text()
+    )
+
+    # the image's user, so the volume's group ownership (fsGroup) lets it write
+    (user,) = dockerfile_stages(tools.REPO_ROOT / "Dockerfile")[-1].all("USER")
+    assert pod["securityContext"]["runAsUser"] == int(user.arguments.split(":")[0])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_worker_is_reachable_at_its_web_host_through_the_headless_service(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    statefulset = only(objects, "StatefulSet")
+    service = only(objects, "Service")
+    assert service["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    # a worker resolves its own name to bind before it is ready
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    env = worker_container(objects)["env"]
+    order = [variable["name"] for variable in env]
+    web_host = next(v["value"] for v in env if v["name"] == "LOYALTY_WEB_HOST")
+    assert web_host == (
+        f"$(POD_NAME).{service['metadata']['name']}.$(POD_NAMESPACE).svc.cluster.local"
+    )
+    # Kubernetes expands $(VAR) only from variables defined before
+    assert order.index("POD_NAME") < order.index("LOYALTY_WEB_HOST")
+    assert order.index("POD_NAMESPACE") < order.index("LOYALTY_WEB_HOST")
+    fields = {v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"] for v in env if "valueFrom" in v}
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "web"
+    assert port["port"] == Settings.model_fields["web_port"].default
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_selectors_find_the_worker_pods(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    statefulset = only(objects, "StatefulSet")
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    assert selects(statefulset["spec"]["selector"]["matchLabels"], pod_labels)
+    assert selects(only(objects, "Service")["spec"]["selector"], pod_labels)
+    assert selects(only(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                   pod_labels)  # fmt: skip
+    anti = statefulset["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    terms = [term.get("podAffinityTerm", term) for rule in anti.values() for term in rule]
+    assert terms and all(selects(t["labelSelector"]["matchLabels"], pod_labels) for t in terms)
+    monitor = only(objects, "ServiceMonitor")
+    service = only(objects, "Service")
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    port_names = {port["name"] for port in service["spec"]["ports"]}
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= port_names
+    assert {endpoint["path"] for endpoint in monitor["spec"]["endpoints"]} == {"/metrics"}
+
+
+def test_the_rules_file_in_k8s_is_the_repositorys() -> None:
+    """kustomize loads no file from outside its folder, so the base keeps a copy."""
+    copy_in_base = K8S / "base" / "loyalty-program.toml"
+    assert copy_in_base.read_text() == (tools.REPO_ROOT / "loyalty-program.toml").read_text(), (
+        "k8s/base/loyalty-program.toml differs from loyalty-program.toml: copy it over"
+    )

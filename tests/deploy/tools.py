@@ -1,0 +1,188 @@
+"""The real tools the deployment tests check our files with, fetched from registries into
+`.tools/deploy/` (gitignored) on first use and reused after: kustomize built with Go, and the
+published schemas of the Compose specification and of the custom resources we use (KEDA's
+ScaledObject, the Prometheus Operator's ServiceMonitor), taken from their projects' Go
+modules. Every version is pinned here, in one place.
+
+A fresh machine needs only Go: the fetch works from nothing. A fetch that fails raises
+ToolFetchError with the command and its output: the tests fail, they do not skip.
+
+    .venv/bin/python -m tests.deploy.tools     # fetch everything now (and say how long)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_DIR = REPO_ROOT / ".tools" / "deploy"
+
+# kustomize v5.8.3 needs Go 1.27; this machine (and CI, the same kind) has Go 1.26
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION = "v5.8.2"
+COMPOSE_SPEC_MODULE = "github.com/compose-spec/compose-go/v2"
+COMPOSE_SPEC_VERSION = "v2.16.2"
+COMPOSE_SPEC_SCHEMA = "schema/compose-spec.json"
+KEDA_MODULE = "github.com/kedacore/keda/v2"
+KEDA_VERSION = "v2.21.0"
+KEDA_SCALEDOBJECT_CRD = "config/crd/bases/keda.sh_scaledobjects.yaml"
+PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+
+# The Kubernetes version the rendered objects are validated against (kubernetes-validate
+# 1.37.0 ships schemas for 1.25 to 1.37): an older minor that managed clusters still run, so
+# that the manifests use nothing only a recent cluster accepts.
+KUBERNETES_VERSION = "1.33"
+
+GO_TIMEOUT_S = 600.0
+
+
+class ToolFetchError(RuntimeError):
+    """A tool or schema could not be fetched or built; the message says what ran and why it
+    failed."""
+
+
+def go_env() -> dict[str, str]:
+    """Go's caches inside `.tools/deploy/`, so a fetch touches nothing outside the repository
+    and `make clean` removes it (writable module cache: Go's is read-only by default)."""
+    go_root = TOOLS_DIR / "go"
+    env = dict(os.environ)
+    env.update(
+        GOPATH=str(go_root),
+        GOMODCACHE=str(go_root / "pkg" / "mod"),
+        GOCACHE=str(go_root / "build-cache"),
+        GOBIN=str(TOOLS_DIR / "bin"),
+        GOFLAGS="-mod=mod -modcacherw",
+        # the installed Go builds it, rather than a toolchain downloaded for the occasion
+        GOTOOLCHAIN="local",
+    )
+    return env
+
+
+def _go(*args: str) -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ToolFetchError("`go` is not on PATH: the deployment tests build kustomize with Go")
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    command = [go, *args]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=TOOLS_DIR,
+            env=go_env(),
+            capture_output=True,
+            text=True,
+            timeout=GO_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise ToolFetchError(
+            f"`{' '.join(command)}` took more than {GO_TIMEOUT_S:.0f} s"
+        ) from error
+    if done.returncode != 0:
+        raise ToolFetchError(
+            f"`{' '.join(command)}` failed (exit {done.returncode}):\n{done.stderr.strip()}"
+        )
+    return done.stdout
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """The unpacked source of a Go module at a version, downloaded into the local cache (the
+    Go module proxy checks it against the checksum database)."""
+    answer = json.loads(_go("mod", "download", "-json", f"{module}@{version}"))
+    if answer.get("Error"):
+        raise ToolFetchError(f"go mod download {module}@{version}: {answer['Error']}")
+    return Path(answer["Dir"])
+
+
+def module_file(module: str, version: str, path: str) -> Path:
+    found = go_module_dir(module, version) / path
+    if not found.is_file():
+        raise ToolFetchError(f"{module}@{version} has no {path}")
+    return found
+
+
+def kustomize() -> Path:
+    """The kustomize binary at KUSTOMIZE_VERSION, built on first use."""
+    binary = TOOLS_DIR / "bin" / "kustomize"
+    if binary.is_file() and _kustomize_version(binary) == KUSTOMIZE_VERSION:
+        return binary
+    _go("install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}")
+    if not binary.is_file():
+        raise ToolFetchError(f"go install {KUSTOMIZE_MODULE} left no binary at {binary}")
+    return binary
+
+
+def _kustomize_version(binary: Path) -> str:
+    done = subprocess.run([binary, "version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def kustomize_build(folder: Path) -> list[dict[str, Any]]:
+    """Every object `kustomize build` renders from a kustomization folder."""
+    done = subprocess.run(
+        [kustomize(), "build", folder], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"kustomize build {folder} failed:\n{done.stderr}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def compose_schema() -> dict[str, Any]:
+    """The Compose specification's JSON schema, as Docker Compose itself validates with."""
+    path = module_file(COMPOSE_SPEC_MODULE, COMPOSE_SPEC_VERSION, COMPOSE_SPEC_SCHEMA)
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+@dataclass(frozen=True)
+class CrdSchema:
+    """One served version of a CustomResourceDefinition: its group/version, kind and the
+    openAPIV3Schema the API server validates objects with."""
+
+    api_version: str
+    kind: str
+    schema: dict[str, Any]
+
+
+def crd_schemas(path: Path) -> list[CrdSchema]:
+    crd = yaml.safe_load(path.read_text())
+    group = crd["spec"]["group"]
+    kind = crd["spec"]["names"]["kind"]
+    return [
+        CrdSchema(f"{group}/{version['name']}", kind, version["schema"]["openAPIV3Schema"])
+        for version in crd["spec"]["versions"]
+        if version.get("served", True)
+    ]
+
+
+def published_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """openAPIV3Schema by (apiVersion, kind) for the custom resources whose projects publish
+    their CRDs in a registry (the Go module proxy): KEDA and the Prometheus Operator."""
+    files = [
+        module_file(KEDA_MODULE, KEDA_VERSION, KEDA_SCALEDOBJECT_CRD),
+        module_file(PROMETHEUS_OPERATOR_MODULE, PROMETHEUS_OPERATOR_VERSION, SERVICEMONITOR_CRD),
+    ]
+    return {(crd.api_version, crd.kind): crd.schema for path in files for crd in crd_schemas(path)}
+
+
+def fetch_all() -> None:
+    kustomize()
+    compose_schema()
+    published_crd_schemas()
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    fetch_all()
+    print(f"deployment tools ready in {TOOLS_DIR} ({time.monotonic() - started:.1f} s)")
