@@ -95,6 +95,27 @@ def test_kafka_is_the_version_loyalty_runs_embedded_in_kraft_mode(compose: dict[
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
+def test_the_hosts_loyalty_commands_reach_the_stack_with_their_defaults(
+    compose: dict[str, Any],
+) -> None:
+    """`loyalty status` or `loyalty customer ID` on the host, with no flags: the broker is
+    published and advertised at the default bootstrap address, a worker at the default port."""
+    host, _, port = Settings.model_fields["bootstrap_servers"].default.partition(":")
+    kafka = compose["services"]["kafka"]
+    assert f"{port}:{port}" in kafka["ports"]
+    advertised = environment(kafka)["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert any(
+        listener.endswith(f"//localhost:{port}") or listener.endswith(f"//{host}:{port}")
+        for listener in advertised
+    )
+    published = {
+        str(mapping).split(":")[0]
+        for name in WORKERS
+        for mapping in compose["services"][name]["ports"]
+    }
+    assert str(Settings.model_fields["web_port"].default) in published
+
+
 def test_every_command_is_a_real_loyalty_subcommand_with_real_flags(
     compose: dict[str, Any],
 ) -> None:
