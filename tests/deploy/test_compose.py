@@ -242,3 +242,19 @@ def test_mounts_land_where_the_prometheus_and_grafana_files_expect_them(
         for provider in yaml.safe_load(file.read_text()).get("providers", [])
     }
     assert paths <= {grafana["./ops/grafana/dashboards"]}
+
+
+def test_grafana_reads_the_prometheus_of_the_stack(compose: dict[str, Any]) -> None:
+    datasources = REPO_ROOT / "ops/grafana/provisioning/datasources"
+    urls = [
+        source["url"]
+        for file in datasources.glob("*.y*ml")
+        for source in yaml.safe_load(file.read_text()).get("datasources", [])
+        if source.get("type") == "prometheus"
+    ]
+    assert urls, "a Prometheus data source is provisioned"
+    prometheus = compose["services"]["prometheus"]
+    container_ports = {str(mapping).rsplit(":", 1)[-1] for mapping in prometheus["ports"]}
+    for url in urls:
+        host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
+        assert host == "prometheus" and port in container_ports, url

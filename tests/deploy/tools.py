@@ -90,9 +90,9 @@ def _go(*args: str) -> str:
             f"`{' '.join(command)}` took more than {GO_TIMEOUT_S:.0f} s"
         ) from error
     if done.returncode != 0:
-        raise ToolFetchError(
-            f"`{' '.join(command)}` failed (exit {done.returncode}):\n{done.stderr.strip()}"
-        )
+        # `go mod download -json` reports on stdout, `go install` on stderr
+        said = "\n".join(text.strip() for text in (done.stderr, done.stdout) if text.strip())
+        raise ToolFetchError(f"`{' '.join(command)}` failed (exit {done.returncode}):\n{said}")
     return done.stdout
 
 
