@@ -24,4 +24,10 @@ def compose_schema() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    return tools.published_crd_schemas()
+    """Schemas of our custom resources by (apiVersion, kind): the published CRDs, and
+    KafkaTopic from Strimzi's published API model, for each version it serves."""
+    schemas = tools.published_crd_schemas()
+    kafka_topic = tools.strimzi_kafka_topic_schema()
+    for api_version in kafka_topic["properties"]["apiVersion"]["enum"]:
+        schemas[(api_version, "KafkaTopic")] = kafka_topic
+    return schemas

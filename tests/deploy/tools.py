@@ -1,11 +1,14 @@
 """The real tools the deployment tests check our files with, fetched from registries into
-`.tools/deploy/` (gitignored) on first use and reused after: kustomize built with Go, and the
+`.tools/deploy/` (gitignored) on first use and reused after: kustomize built with Go; the
 published schemas of the Compose specification and of the custom resources we use (KEDA's
 ScaledObject, the Prometheus Operator's ServiceMonitor), taken from their projects' Go
-modules. Every version is pinned here, in one place.
+modules; and Strimzi's KafkaTopic, whose CRD no registry serves, as its Java API model from
+Maven Central (the classes Strimzi generates its CRDs from), read with `javap`. Every
+version is pinned here, in one place.
 
-A fresh machine needs only Go: the fetch works from nothing. A fetch that fails raises
-ToolFetchError with the command and its output: the tests fail, they do not skip.
+A fresh machine needs Go, Maven and a JDK (`make test` already needs the last two for Kafka):
+the fetch works from nothing. A fetch that fails raises ToolFetchError with the command and
+its output: the tests fail, they do not skip.
 
     .venv/bin/python -m tests.deploy.tools     # fetch everything now (and say how long)
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -38,6 +42,10 @@ KEDA_SCALEDOBJECT_CRD = "config/crd/bases/keda.sh_scaledobjects.yaml"
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+STRIMZI_API_ARTIFACT = "io.strimzi:api"
+STRIMZI_VERSION = "1.2.0"
+STRIMZI_KAFKA_TOPIC_CLASS = "io.strimzi.api.kafka.model.topic.KafkaTopic"
+MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 # The Kubernetes version the rendered objects are validated against (kubernetes-validate
 # 1.37.0 ships schemas for 1.25 to 1.37): an older minor that managed clusters still run, so
@@ -176,10 +184,108 @@ def published_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     return {(crd.api_version, crd.kind): crd.schema for path in files for crd in crd_schemas(path)}
 
 
+def _run_tool(command: list[str], what: str) -> str:
+    if shutil.which(command[0]) is None:
+        raise ToolFetchError(f"`{command[0]}` is not on PATH: {what}")
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        said = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        raise ToolFetchError(f"`{' '.join(command)}` failed (exit {done.returncode}):\n{said}")
+    return done.stdout
+
+
+def strimzi_api_jar() -> Path:
+    """Strimzi's API model (`io.strimzi:api`) from Maven Central."""
+    folder = TOOLS_DIR / "strimzi"
+    jar = folder / f"api-{STRIMZI_VERSION}.jar"
+    if not jar.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        _run_tool(
+            ["mvn", "-q", "-B", f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
+             f"-Dartifact={STRIMZI_API_ARTIFACT}:{STRIMZI_VERSION}", f"-DoutputDirectory={folder}"],
+            "Maven fetches Strimzi's API model",
+        )  # fmt: skip
+    if not jar.is_file():
+        raise ToolFetchError(f"Maven left no {jar}")
+    return jar
+
+
+def _javap(class_name: str) -> str:
+    return _run_tool(
+        ["javap", "-v", "-p", "-cp", str(strimzi_api_jar()), class_name],
+        "the JDK's javap reads Strimzi's API model",
+    )
+
+
+_JSON_TYPE_OF_JAVA = {
+    "java.lang.String": "string",
+    "java.lang.Integer": "integer",
+    "int": "integer",
+    "java.lang.Boolean": "boolean",
+    "boolean": "boolean",
+    "java.util.Map": "object",
+    "java.util.List": "array",
+}
+
+
+def _field_types(javap_output: str) -> dict[str, str]:
+    fields = {}
+    for java_type, name in re.findall(r"^  private (?:final )?([\w.]+)(?:<.*>)? (\w+);$",
+                                      javap_output, re.M):  # fmt: skip
+        if java_type not in _JSON_TYPE_OF_JAVA:
+            raise ToolFetchError(f"Strimzi's model has a field {name} of type {java_type}: map it")
+        fields[name] = _JSON_TYPE_OF_JAVA[java_type]
+    return fields
+
+
+def _getter_bounds(javap_output: str) -> dict[str, dict[str, int]]:
+    """`@Minimum`/`@Maximum` of each getter, as JSON schema keywords by property name."""
+    bounds: dict[str, dict[str, int]] = {}
+    sections = re.split(r"^  public \S+ get(\w+)\(\);$", javap_output, flags=re.M)
+    for getter, rest in zip(sections[1::2], sections[2::2], strict=True):
+        body = re.split(r"^  \S", rest, maxsplit=1, flags=re.M)[0]  # up to the next member
+        prop = getter[0].lower() + getter[1:]
+        for keyword, value in re.findall(r"annotations\.(Minimum|Maximum)\(\s*value=(-?\d+)", body):
+            bounds.setdefault(prop, {})[keyword.lower()] = int(value)
+    return bounds
+
+
+def strimzi_kafka_topic_schema() -> dict[str, Any]:
+    """A JSON schema of KafkaTopic as Strimzi's published model defines it: the API versions
+    it serves, the spec's fields with their types and bounds, the spec required from v1 on;
+    closed, so a field the model does not have fails."""
+    resource = _javap(STRIMZI_KAFKA_TOPIC_CLASS)
+    crd = resource[resource.index("annotations.Crd(") :]
+    (group,) = set(re.findall(r'group="([^"]+)"', crd))
+    kind = re.search(r'kind="([^"]+)"', crd)
+    served = re.findall(r'Crd\$Spec\$Version\(\s*name="(\w+)"\s*served=true', crd)
+    if kind is None or not served:
+        raise ToolFetchError(f"no kind or served version in {STRIMZI_KAFKA_TOPIC_CLASS}'s @Crd")
+    spec = _javap(f"{STRIMZI_KAFKA_TOPIC_CLASS}Spec")
+    bounds = _getter_bounds(spec)
+    properties: dict[str, Any] = {
+        name: {"type": json_type, **bounds.get(name, {})}
+        for name, json_type in _field_types(spec).items()
+    }
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"enum": [f"{group}/{version}" for version in served]},
+            "kind": {"const": kind.group(1)},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "additionalProperties": False, "properties": properties},
+            "status": {"type": "object"},
+        },
+    }
+
+
 def fetch_all() -> None:
     kustomize()
     compose_schema()
     published_crd_schemas()
+    strimzi_kafka_topic_schema()
 
 
 if __name__ == "__main__":
