@@ -47,10 +47,11 @@ STRIMZI_VERSION = "1.2.0"
 STRIMZI_KAFKA_TOPIC_CLASS = "io.strimzi.api.kafka.model.topic.KafkaTopic"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
-# The Kubernetes version the rendered objects are validated against (kubernetes-validate
+# The Kubernetes versions the rendered objects are validated against (kubernetes-validate
 # 1.37.0 ships schemas for 1.25 to 1.37): an older minor that managed clusters still run, so
-# that the manifests use nothing only a recent cluster accepts.
-KUBERNETES_VERSION = "1.33"
+# that the manifests use nothing only a recent cluster accepts, and the newest it knows, so
+# that they use nothing a recent cluster has removed.
+KUBERNETES_VERSIONS = ("1.33", "1.37")
 
 GO_TIMEOUT_S = 600.0
 
