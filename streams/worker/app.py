@@ -33,6 +33,7 @@ from streams.worker.loop import WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
+from streams.worker.rebalance import RebalanceFence
 from streams.worker.web import recovered, register_views
 
 
@@ -146,6 +147,16 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         start = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         return bool(highwater == 0 or (start is not None and start >= highwater))
 
+    fence = RebalanceFence(app)
+    app.sensors.add(fence)
+
+    def owns(partition: int) -> bool:
+        """Whether a state write for the partition may reach the changelog now (see
+        `rebalance` for why the assignment alone cannot say)."""
+        if fence.closed():
+            return False
+        return TP(topics.purchases, partition) in app.consumer.assignment()
+
     metrics_observer: list[WorkerMetrics] = []  # set once the metrics exist (they read the loop)
 
     def observe_latency(processing_s: float, event_lag_s: float | None) -> None:
@@ -160,7 +171,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         grace_ms=int(settings.late_grace_seconds * 1000),
         live_clock=settings.clock == "live",
         merge_delay_ms=int(settings.merge_delay_seconds * 1000),
-        owns=lambda partition: TP(topics.purchases, partition) in app.consumer.assignment(),
+        owns=owns,
         observe_latency=observe_latency,
     )
     metrics = WorkerMetrics(loop, worker_facts(app, loop, source_of))

@@ -281,3 +281,53 @@ def test_the_counters_say_what_was_consumed_applied_and_sent(
     assert counters.sent == Counter(sent.kind for sent in harness.sent)
     assert counters.rewards.total() == counters.sent["RewardEarned"]
     assert counters.nps_responses.total() == counters.consumed["feedback", "NpsResponse"]
+
+
+def test_a_merge_that_keeps_releasing_never_counts_as_idle(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """`max_idle_s` is how long the merge has been stuck, not how long it has held records:
+    under a steady backlog it always holds some, and counting from then let every record go
+    ahead unordered once the backlog was older than `max_idle_s`."""
+    mine = [r for r in log if r.partition == 0]
+    feedback = next(
+        r
+        for r in mine
+        if r.source is Source.FEEDBACK
+        and sum(
+            1
+            for p in mine
+            if p.source is Source.PURCHASES and p.offset < 5 and p.timestamp_ms < r.timestamp_ms
+        )
+        >= 2
+    )
+    earlier = [
+        p for p in mine if p.source is Source.PURCHASES and p.timestamp_ms < feedback.timestamp_ms
+    ][:2]
+    harness = Harness(codec)
+    now = [0.0]
+    harness.loop.wall_clock = lambda: now[0]
+    harness.loop.max_idle_s = 30
+    harness.remaining[(Source.PURCHASES, 0)] = 99  # purchases are never known to be read up
+    harness.remaining[(Source.FEEDBACK, 0)] = 99
+
+    async def at(moment: float, record: InputRecord | None) -> None:
+        now[0] = moment
+        if record is None:
+            await harness.loop.on_tick(0, 0)
+        else:
+            await harness.loop.on_record(record, harness._ack_for(record))
+
+    async def run() -> None:
+        await at(0, feedback)  # waits: a purchase published before it may still come
+        await at(20, earlier[0])  # goes ahead of it: progress
+        await at(40, None)  # 40 s since the feedback arrived, 20 since the merge moved
+        await at(41, earlier[1])
+        await at(75, None)  # stuck 34 s now: the feedback goes, its source being silent
+
+    asyncio.run(run())
+    assert [(s, o) for s, _, o in harness.acked] == [
+        (Source.PURCHASES, earlier[0].offset),
+        (Source.PURCHASES, earlier[1].offset),
+        (Source.FEEDBACK, feedback.offset),
+    ]
