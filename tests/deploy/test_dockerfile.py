@@ -5,10 +5,14 @@ tree with the image's environment."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -174,3 +178,41 @@ def test_the_images_install_steps_give_a_working_loyalty_outside_the_source_tree
     schema_dir = Path(found.stdout.strip())
     assert schema_dir.is_relative_to(venv), schema_dir
     assert (schema_dir / "loyalty.v1.Purchase.avsc").is_file()
+
+
+class _Worker(http.server.BaseHTTPRequestHandler):
+    """Answers /healthz as the worker does; anything else is a 404."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status": "alive"}')
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_healthcheck_command_passes_on_a_live_api_and_fails_without_one(
+    stages: list[Stage],
+) -> None:
+    (check,) = stages[-1].all("HEALTHCHECK")
+    command = json.loads(check.arguments[check.arguments.index("CMD") + len("CMD") :])
+    assert command[0] == "python"
+    command[0] = sys.executable  # the image's PATH finds its python first
+
+    def healthy(env: dict[str, str]) -> bool:
+        done = subprocess.run(command, env=env, capture_output=True, timeout=30, check=False)
+        return done.returncode == 0
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Worker)
+    port = str(server.server_address[1])
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        assert healthy({"LOYALTY_WEB_HOST": "127.0.0.1", "LOYALTY_WEB_PORT": port})
+        # bound to every interface (the image's default): asked on the loopback
+        assert healthy({"LOYALTY_WEB_HOST": "0.0.0.0", "LOYALTY_WEB_PORT": port})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not healthy({"LOYALTY_WEB_HOST": "127.0.0.1", "LOYALTY_WEB_PORT": port})
