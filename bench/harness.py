@@ -357,16 +357,21 @@ def watch_until_idle(
     timeout_s: float,
     poll_s: float,
     changelog_from: int = 0,
+    on_start: Callable[[int], None] | None = None,
     on_first_applied: Callable[[int], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> Watched:
     """Starts the worker and watches it: `ready` (/readyz 200), `first_applied` (its
     changelog grew past `changelog_from`: a state was written, so a record was applied) and
-    `lag_zero` (the group committed everything). Leaves the worker running."""
+    `lag_zero` (the group committed everything), or until `until()` says so (marked
+    `stopped`). Leaves the worker running."""
     inputs = list(inputs)
     changelog = changelog_of(group)
     timeline = Timeline()
     worker.start()
     pid = worker_pid(worker)
+    if on_start is not None:
+        on_start(pid)
     deadline = time.monotonic() + timeout_s
     changelog_end, last_write = changelog_from, 0.0
     while True:
@@ -385,11 +390,15 @@ def watch_until_idle(
                 timeline.mark("first_applied", pid)
                 if on_first_applied is not None:
                     on_first_applied(pid)
-        if "first_applied" in timeline.marks and probe.lag(group, inputs) == 0:
+        if until is not None and until():
+            timeline.mark("stopped", pid)
+        elif "first_applied" in timeline.marks and probe.lag(group, inputs) == 0:
             timeline.mark("lag_zero", pid)
             timeline.mark("ready", pid)  # for a run too short to have seen it
-            rss_now, rss_peak = rss_mb(pid)
-            return Watched(timeline, changelog_end, last_write, rss_now, rss_peak)
+        else:
+            continue
+        rss_now, rss_peak = rss_mb(pid)
+        return Watched(timeline, changelog_end, last_write, rss_now, rss_peak)
 
 
 def ensure_alive(worker: WorkerProcess) -> None:
@@ -435,16 +444,22 @@ def py_spy() -> str | None:
 
 class Profiler:
     """`py-spy record` attached to a running worker, as collapsed stacks (`--format raw`),
-    sampling without pausing it (`--nonblocking`); stopped with SIGINT, when py-spy writes."""
+    sampling without pausing it (`--nonblocking`), for `duration_s` or until stopped (SIGINT,
+    on which py-spy writes what it has)."""
 
-    def __init__(self, executable: str, pid: int, output: Path, rate: int = 100) -> None:
+    def __init__(
+        self, executable: str, pid: int, output: Path, duration_s: int, rate: int = 100
+    ) -> None:
         self.output = output
         self.process = subprocess.Popen(
             [executable, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-             "--nonblocking", "--output", str(output)],
+             "--nonblocking", "--duration", str(duration_s), "--output", str(output)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
+
+    def done(self) -> bool:
+        return self.process.poll() is not None
 
     def stop(self) -> Path:
         if self.process.poll() is None:

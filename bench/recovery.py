@@ -38,12 +38,14 @@ from bench.harness import (
     BenchBroker,
     BenchWorker,
     KafkaProbe,
+    Profiler,
     Watched,
     bench_broker,
     changelog_of,
     dir_bytes,
     new_worker,
     publish_records,
+    py_spy,
     scratch_dir,
     topics_of,
     unique_name,
@@ -51,6 +53,7 @@ from bench.harness import (
     worker_env,
     worker_source,
 )
+from bench.stacks import StackProfile, read_collapsed
 from streams.broker import TopicNames
 from streams.contract import make_codec
 from streams.settings import Settings
@@ -80,13 +83,19 @@ def main(
         str | None,
         typer.Option(help="run the worker of this commit (e.g. HEAD) instead of the tree's"),
     ] = None,
+    profile: Annotated[
+        bool, typer.Option(help="one more restart per scenario under py-spy, apart")
+    ] = False,
 ) -> None:
     if quick:
         customers = QUICK_CUSTOMERS
     with scratch_dir() as scratch_name, bench_broker(Path(scratch_name)) as broker:
         scratch = Path(scratch_name)
         source, version = worker_source(scratch, commit)
-        result = measure(broker, scratch, source, customers, rounds, timeout)
+        spy = py_spy() if profile else None
+        if profile and spy is None:
+            typer.echo("py-spy not found: no profile (see bench.harness.py_spy)", err=True)
+        result = measure(broker, scratch, source, customers, rounds, timeout, spy)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
@@ -102,10 +111,11 @@ def main(
 
 def cheap_mix(customers: int) -> SimulationConfig:
     """About one purchase per customer: every customer arrives within a quarter of an hour
-    of simulated time, long before anyone's second visit, and nothing else happens."""
+    of simulated time, before nearly anyone's second visit, and nothing else happens (2 %
+    more events than customers, so that the last first visits are in)."""
     return SimulationConfig(
         customers=customers,
-        events=customers,
+        events=customers + customers // 50,
         seed=5,
         acquisition_days=0.01,
         return_probability=0.0,
@@ -140,6 +150,7 @@ def measure(
     customers: int,
     rounds: int,
     timeout_s: float,
+    spy: str | None = None,
 ) -> dict[str, Any]:
     bootstrap = broker.bootstrap_servers
     name = unique_name("recovery")
@@ -183,6 +194,18 @@ def measure(
                 )  # fmt: skip
                 runs[label].append(run)
                 typer.echo(json.dumps(run), err=True)
+        profiles: dict[str, Any] = {}
+        for label, scenario in SCENARIOS.items():
+            if spy is None or not scenario["wait_group_empty"]:
+                continue
+            typer.echo(f"-- {label} under py-spy", err=True)
+            collapsed = RESULTS / f"recovery-profile-{label}.txt"
+            run = restart(
+                worker, probe, topics, env, codec, config, f"{label}-profiled", scenario,
+                timeout_s, spy=spy, profile_to=collapsed,
+            )  # fmt: skip
+            with collapsed.open() as lines:
+                profiles[label] = profile_summary(read_collapsed(lines), collapsed, run)
     finally:
         worker.kill()
         probe.close()
@@ -197,6 +220,23 @@ def measure(
             "rocksdb_dir": round(built["rocksdb_dir_bytes"] / len(seen), 1),
         },
         "scenarios": runs,
+        "profiles": profiles,
+    }
+
+
+def profile_summary(profile: StackProfile, collapsed: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Where a restart's time went, from its start to lag zero (CPU time only: py-spy leaves
+    out threads waiting)."""
+    return {
+        "collapsed_stacks": str(collapsed.relative_to(RESULTS.parent.parent)),
+        "run": run,
+        "samples": profile.samples,
+        "area_own_share": {
+            area: round(n / profile.samples, 3) for area, n in profile.area_own.most_common()
+        },
+        "top_own": [
+            {"function": f, "share": round(share, 3)} for f, _, _, share in profile.top_own(12)
+        ],
     }
 
 
@@ -210,6 +250,9 @@ def restart(
     tag: str,
     scenario: dict[str, Any],
     timeout_s: float,
+    *,
+    spy: str | None = None,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     group = env["LOYALTY_APP_ID"]
     session_expiry_s = probe.wait_group_empty(group) if scenario["wait_group_empty"] else None
@@ -218,10 +261,21 @@ def restart(
         shutil.rmtree(worker.data_dir, ignore_errors=True)
     worker.env["LOYALTY_STORE"] = scenario["store"]
     changelog_before = probe.end_offsets(changelog_of(group))
-    watched = watch_until_idle(
-        worker, probe, group, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S,
-        changelog_from=changelog_before,
-    )  # fmt: skip
+    profiler: Profiler | None = None
+
+    def start_profiler(pid: int) -> None:
+        nonlocal profiler
+        if spy is not None and profile_to is not None:
+            profiler = Profiler(spy, pid, profile_to, duration_s=int(timeout_s))
+
+    try:
+        watched = watch_until_idle(
+            worker, probe, group, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S,
+            changelog_from=changelog_before, on_start=start_profiler,
+        )  # fmt: skip
+    finally:
+        if profiler is not None:
+            profiler.stop()
     time.sleep(3)  # as after the build: the changelog offset persisted before the next kill
     worker.kill()
     marks, cpu = watched.timeline.marks, watched.timeline.cpu
@@ -271,7 +325,8 @@ def summary_text(result: dict[str, Any]) -> str:
         f"holding {result['customers']:,} customers, {result['partitions']} partitions "
         f"({result['machine']})",
         f"build: {build['events']:,} events at {build['events_per_s']:,}/s, "
-        f"peak RSS {build['rss_peak_mb']:.0f} MB",
+        f"peak RSS {build['rss_peak_mb']:.0f} MB; with no state yet, "
+        f"{build['start_to_first_applied_s']:.1f} s from start to the first record applied",
         f"changelog: {changelog['records']:,} records, {changelog['distinct_keys']:,} keys, "
         f"{changelog['payload_bytes']:,} bytes of keys and values "
         f"({per_customer['changelog_payload']} per customer), on the broker's disk "
@@ -290,6 +345,10 @@ def summary_text(result: dict[str, Any]) -> str:
                 f"{run['cpu_to_ready_s']:>8.1f}{run['rss_peak_mb']:>8.0f}"
                 f"{'-' if waited is None else waited:>10}"
             )
+    for label, profile in result.get("profiles", {}).items():
+        lines += ["", f"py-spy, {label} restart apart, {profile['samples']:,} samples, own time:"]
+        lines += [f"  {share:6.1%}  {area}" for area, share in profile["area_own_share"].items()]
+        lines += [f"  {row['share']:6.1%}  {row['function']}" for row in profile["top_own"][:8]]
     lines += [
         "",
         "times from the worker's start; 'waited': seconds the dead member's session took to",
