@@ -26,6 +26,7 @@ from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import Settings
 from streams.tools.lag import wait_idle
+from streams.tools.metrics_readback import MetricsFigures, read_metrics
 from streams.tools.output_watch import OutputWatcher
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
@@ -51,6 +52,7 @@ class DemoResult:
     outputs: Counter[str] = field(default_factory=Counter)
     broker_started_here: bool = False
     topic_prefix: str = ""
+    metrics: MetricsFigures | None = None
 
 
 @contextmanager
@@ -129,6 +131,9 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
                     time.sleep(1.0)  # the last outputs reach the watcher
             finally:
                 watcher.stop()
+            figures = read_metrics(f"http://127.0.0.1:{worker.web_port}/metrics")
+            console.print()
+            console.print(_metrics_table(figures, program.tier_names))
             console.print(f"\nworker log: {worker.log_path}")
         census = take_census(settings.bootstrap_servers, topics.all, codec)
         console.print()
@@ -143,6 +148,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             outputs=outputs,
             broker_started_here=started_here,
             topic_prefix=run,
+            metrics=figures,
         )
 
 
@@ -165,8 +171,9 @@ def _worker(settings: Settings, console: Console) -> Iterator[WorkerProcess]:
     with console.status("starting a worker (loyalty worker)..."):
         worker.start().wait_ready(120)
     console.print(
-        f"worker ready in {time.perf_counter() - started:.1f}s: "
-        f"http://127.0.0.1:{port}/readyz, state in {worker.data_dir}"
+        f"worker ready in {time.perf_counter() - started:.1f}s, state in {worker.data_dir}\n"
+        f"  API      http://127.0.0.1:{port}/customers/<id>  /customers  /stats\n"
+        f"  metrics  http://127.0.0.1:{port}/metrics  (Prometheus text format)"
     )
     try:
         yield worker
@@ -206,6 +213,28 @@ def _send_with_live_view(
         send_traffic(simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw)
         live.update(_live_view(summary, started, target, watcher))
     return summary
+
+
+def _metrics_table(figures: MetricsFigures, tiers: tuple[str, ...]) -> Table:
+    table = Table(title=f"read back from {figures.url}", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("input records read", f"{figures.consumed:,.0f}")
+    table.add_row("  applied", f"{figures.applied:,.0f}")
+    table.add_row("  dead-lettered", f"{figures.rejected:,.0f}")
+    table.add_row("output events", f"{sum(figures.outputs.values()):,}")
+    for kind, count in sorted(figures.outputs.items()):
+        table.add_row(f"  {kind}", f"{count:,}")
+    table.add_row("customers", f"{figures.customers:,.0f}")
+    for tier in tiers:
+        table.add_row(f"  {tier}", f"{figures.by_tier[tier]:,}")
+    table.add_row("at churn risk", f"{sum(figures.at_churn_risk.values()):,}")
+    nps = figures.nps
+    table.add_row("NPS", "no answers" if nps is None else f"{nps:+.0f}")
+    table.add_row("points liability", f"{figures.points_liability:,.0f}")
+    mean = figures.mean_processing_ms
+    table.add_row("mean processing latency", "-" if mean is None else f"{mean:,.1f} ms")
+    return table
 
 
 def _census_table(census: list[TopicCensus], prefix: str) -> Table:

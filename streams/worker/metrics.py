@@ -13,6 +13,13 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.core import (
+    ChurnRiskChanged,
+    PointsExpired,
+    RewardEarned,
+    TierChanged,
+    TierDowngradeWarning,
+)
 from streams.worker.loop import WorkerLoop
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,9 +72,46 @@ class WorkerMetrics:
 LabelledValues = Mapping[Any, float]  # label values (a tuple, in label order) -> value
 
 
-def _counter(name: str, doc: str, labels: Iterable[str], values: LabelledValues) -> Metric:
+# Label values known in advance are exported from the start, at 0: a series that appears only
+# with its first increment hides that increment from rate() and increase().
+INPUT_KINDS = (
+    ("purchases", "Purchase"),
+    ("purchases", "Return"),
+    ("purchases", "unreadable"),
+    ("feedback", "NpsResponse"),
+    ("feedback", "ComplaintOpened"),
+    ("feedback", "ComplaintResolved"),
+    ("feedback", "unreadable"),
+)
+TOPICS = (("purchases",), ("feedback",))
+REJECTION_REASONS = tuple(
+    (reason,)
+    for reason in ("DECODE", "UNKNOWN_SCHEMA", "CONTRACT", "WRONG_TOPIC", "KEY_MISMATCH",
+                   "MISPARTITIONED", "STATE")
+)  # fmt: skip
+OUTPUT_KINDS = tuple(
+    (kind.SCHEMA.rpartition(".")[2],)
+    for kind in (TierChanged, TierDowngradeWarning, ChurnRiskChanged, RewardEarned, PointsExpired)
+)
+REWARD_KINDS = (("PUNCH_CARD",), ("SERVICE_RECOVERY",))
+STAGES = ("prospect", "first_purchase", "repeat", "attached", "loyal")
+LOYALTY_TYPES = ("true", "latent", "spurious", "none", "unknown")
+NPS_CLASSES = ("promoter", "passive", "detractor")
+
+
+def _with_zeros(values: LabelledValues, known: Iterable[tuple[str, ...]]) -> dict[Any, float]:
+    return {**dict.fromkeys(known, 0), **values}
+
+
+def _counter(
+    name: str,
+    doc: str,
+    labels: Iterable[str],
+    values: LabelledValues,
+    known: Iterable[tuple[str, ...]] = (),
+) -> Metric:
     family = CounterMetricFamily(name, doc, labels=list(labels))
-    for label_values, value in sorted(values.items()):
+    for label_values, value in sorted(_with_zeros(values, known).items()):
         family.add_metric(list(label_values), value)
     return family
 
@@ -105,24 +149,28 @@ class _LoopCollector(Collector):
             "Input records read, by topic and kind.",
             ("topic", "kind"),
             counters.consumed,
+            INPUT_KINDS,
         )
         yield _counter(
             "loyalty_events_applied",
             "Input events applied to a customer's state.",
             ("topic",),
             {(t,): n for t, n in counters.applied.items()},
+            TOPICS,
         )
         yield _counter(
             "loyalty_events_duplicate",
-            "Input events skipped as applied already (redelivered or resent).",
+            "Input records skipped as applied already (redelivered after a crash or rebalance).",
             ("topic",),
             {(t,): n for t, n in counters.duplicates.items()},
+            TOPICS,
         )
         yield _counter(
             "loyalty_events_rejected",
             "Input records dead-lettered, by reason.",
             ("reason",),
             {(r,): n for r, n in counters.rejected.items()},
+            REJECTION_REASONS,
         )
         dead = CounterMetricFamily(
             "loyalty_dead_letters", "Records written to the dead-letter topic."
@@ -134,6 +182,7 @@ class _LoopCollector(Collector):
             "Output events produced, by kind.",
             ("kind",),
             {(k,): n for k, n in counters.sent.items()},
+            OUTPUT_KINDS,
         )
         yield _gauge(
             "loyalty_consumer_lag_records",
@@ -192,36 +241,48 @@ class _LoopCollector(Collector):
         tally = self.loop.tally()
         counters = self.loop.counters
         program = self.loop.processor.program
+        levels = program.churn.levels.names
         yield _gauge("loyalty_customers", "Customers of this worker's partitions.", tally.customers)
         yield _gauge(
             "loyalty_customers_by_tier",
             "Customers per tier.",
             labels=("tier",),
-            values={(k,): v for k, v in tally.by_tier.items()},
+            values=_with_zeros(
+                {(k,): v for k, v in tally.by_tier.items()}, [(t,) for t in program.tier_names]
+            ),
         )
         yield _gauge(
             "loyalty_customers_by_stage",
             "Customers per stage.",
             labels=("stage",),
-            values={(k,): v for k, v in tally.by_stage.items()},
+            values=_with_zeros(
+                {(k,): v for k, v in tally.by_stage.items()}, [(x,) for x in STAGES]
+            ),
         )
         yield _gauge(
             "loyalty_customers_by_loyalty_type",
             "Customers per loyalty type.",
             labels=("loyalty_type",),
-            values={(k,): v for k, v in tally.by_loyalty_type.items()},
+            values=_with_zeros(
+                {(k,): v for k, v in tally.by_loyalty_type.items()}, [(x,) for x in LOYALTY_TYPES]
+            ),
         )
         yield _gauge(
             "loyalty_customers_at_churn_risk",
             "Customers per churn level above the base level.",
             labels=("level",),
-            values={(k,): v for k, v in tally.by_churn_level.items() if k != self._base_level()},
+            values=_with_zeros(
+                {(k,): v for k, v in tally.by_churn_level.items() if k != levels[0]},
+                [(level,) for level in levels[1:]],
+            ),
         )
         yield _gauge(
             "loyalty_customers_by_nps_class",
             "Customers by the class of their latest NPS answer.",
             labels=("nps_class",),
-            values={(k,): v for k, v in tally.by_nps_class.items()},
+            values=_with_zeros(
+                {(k,): v for k, v in tally.by_nps_class.items()}, [(c,) for c in NPS_CLASSES]
+            ),
         )
         yield _counter(
             "loyalty_nps_responses",
@@ -254,7 +315,5 @@ class _LoopCollector(Collector):
             "Rewards issued, by reward kind.",
             ("kind",),
             {(k,): n for k, n in counters.rewards.items()},
+            REWARD_KINDS,
         )
-
-    def _base_level(self) -> str:
-        return self.loop.processor.program.churn.levels.names[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ def test_demo_on_a_running_broker_sends_reads_back_and_leaves_the_broker_alone(
     assert any(kind in produced for kind in ("RewardEarned", "TierChanged", "ChurnRiskChanged"))
     assert "stopped the worker" in result.stdout
     assert broker_answers(kafka_bootstrap)
+    # the worker's metrics address, and figures read back from it: every record it read
+    assert re.search(r"metrics +http://127\.0\.0\.1:\d+/metrics", result.stdout)
+    assert "read back from http://127.0.0.1:" in result.stdout
+    read = next(line for line in lines if "input records read" in line)
+    assert int(read.split("│")[2].replace(",", "")) == 600, result.stdout
 
 
 def test_demo_starts_its_own_broker_when_none_answers_and_stops_it(tmp_path: Path) -> None:
