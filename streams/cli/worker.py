@@ -43,6 +43,10 @@ def worker(
         int | None, typer.Option(min=0, help="standby copies of each table partition")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_format: Annotated[
+        Literal["auto", "json", "console"],
+        typer.Option(help="json lines, console, or auto: console on a terminal, else json"),
+    ] = "auto",
     bootstrap_servers: BootstrapServers = None,
     rules: Rules = None,
     data_dir: DataDir = None,
@@ -60,6 +64,7 @@ def worker(
     from faust import Worker
 
     from streams.worker.app import build_app, prepare_topics
+    from streams.worker.logs import configure_structlog, logging_config
 
     settings = load_settings(
         bootstrap_servers=bootstrap_servers,
@@ -75,4 +80,7 @@ def worker(
     )
     prepare_topics(settings)
     app, _ = build_app(settings)
-    Worker(app, loglevel=log_level.upper()).execute_from_commandline()
+    configure_structlog()
+    Worker(
+        app, loglevel=log_level.upper(), logging_config=logging_config(log_level, log_format)
+    ).execute_from_commandline()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import structlog
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
@@ -35,6 +36,8 @@ from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
 from streams.worker.rebalance import RebalanceFence
 from streams.worker.web import recovered, register_views
+
+log = structlog.get_logger(__name__)
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -182,6 +185,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         try:
             await _process(stream)
         except Exception as error:
+            log.exception("agent_failed", error=repr(error))
             # Faust would restart the agent and carry on, but the records the loop held are
             # gone from its stream until the next rebalance: crash the worker instead, so it
             # restarts from the committed offsets (the offset marks make that harmless)

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+import structlog
+
 from streams.core import CustomerState, NpsResponse
 from streams.core.customer import nps_class
 from streams.core.events import from_ms, to_ms
 from streams.core.tally import Tally, facts_of
 from streams.worker.due_index import DueIndex
 from streams.worker.envelope import StoredCustomer
+from streams.worker.logs import customer_ref, redacted
 from streams.worker.ordering import PartitionMerge, Pending, Source
 from streams.worker.processor import Checked, InputRecord, Outbound, Outcome, Processor
 
@@ -44,6 +47,8 @@ Ack = Callable[[], object]
 # the loop has seen of it (None: none since the partition was assigned)
 CaughtUp = Callable[[Source, int, int | None], bool]
 
+
+log = structlog.get_logger(__name__)
 
 # Called once per input record done: seconds since it reached the worker, and seconds since
 # its event time (None without an event), both when its outputs were acknowledged.
@@ -198,6 +203,17 @@ class WorkerLoop:
             self.counters.duplicates[topic] += 1
         elif outcome.rejected is not None:
             self.counters.rejected[outcome.rejected.error_kind] += 1
+            rejection, record = outcome.rejected, checked.record
+            log.warning(
+                "dead_lettered",
+                reason=rejection.error_kind,
+                message=redacted(rejection.message, rejection.customer_id, record.key),
+                event_id=rejection.event_id,
+                customer_ref=customer_ref(rejection.customer_id),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
         else:
             self.counters.applied[topic] += 1
             if isinstance(event, NpsResponse):
