@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    duration: Annotated[float, typer.Option(min=1, help="seconds of simulated traffic")] = 20.0,
+    duration: Annotated[
+        float, typer.Option(min=0, help="seconds of simulated traffic; 0: until Ctrl-C")
+    ] = 60.0,
     rate: Annotated[float, typer.Option(min=1, help="events per second")] = 500.0,
     customers: Annotated[int, typer.Option(min=1, help="customers in the simulation")] = 2000,
     seed: Annotated[int, typer.Option(help="the same seed gives the same traffic")] = 7,

@@ -38,11 +38,14 @@ from streams.worker.app import prepare_topics
 
 @dataclass(frozen=True)
 class DemoOptions:
-    duration_s: float = 20.0
+    duration_s: float = 60.0  # 0: until Ctrl-C
     rate: float = 500.0
     customers: int = 2000
     seed: int = 7
     keep_broker: bool = False
+
+
+UNTIL_STOPPED = 10**12  # events: more than a demo ever sends
 
 
 @dataclass
@@ -91,7 +94,8 @@ def _live_view(
                   show_header=False, min_width=70)  # fmt: skip
     elapsed = max(time.perf_counter() - started, 1e-9)
     tally = summary.tally
-    table.add_row("events sent", f"{summary.events:,} of {target:,}")
+    of = f"of {target:,}" if target < UNTIL_STOPPED else "until Ctrl-C"
+    table.add_row("events sent", f"{summary.events:,} {of}")
     table.add_row("rate", f"{summary.events / elapsed:,.0f} events/s")
     if tally is not None:
         table.add_row("acknowledged by Kafka", f"{tally.acknowledged:,}")
@@ -194,7 +198,7 @@ def _send_with_live_view(
     """Simulated traffic to Kafka at the demo's rate, with a live table. The producer lives
     only inside this call, so it is gone before the broker is stopped."""
     publisher = EventPublisher(settings.bootstrap_servers, topics, codec)
-    target = int(options.duration_s * options.rate)
+    target = int(options.duration_s * options.rate) if options.duration_s else UNTIL_STOPPED
     config = SimulationConfig(
         customers=options.customers, events=target, seed=options.seed, currency=currency
     )
@@ -210,7 +214,13 @@ def _send_with_live_view(
                 live.update(_live_view(summary, started, target, watcher))
                 last_draw = now
 
-        send_traffic(simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw)
+        try:
+            send_traffic(
+                simulate(config), publisher, summary, rate_per_s=options.rate, advance=redraw
+            )
+        except KeyboardInterrupt:  # the way to end `--duration 0`: wrap up as if it were due
+            publisher.flush()
+            summary.elapsed_s = time.perf_counter() - started
         live.update(_live_view(summary, started, target, watcher))
     return summary
 
