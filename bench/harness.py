@@ -9,6 +9,7 @@ Nothing here asserts a speed: the benchmarks print and write figures, side by si
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import shutil
 import signal
@@ -472,6 +473,14 @@ class Profiler:
         if not self.output.exists():
             raise RuntimeError(f"py-spy wrote no profile: {stderr.decode(errors='replace')}")
         return self.output
+
+
+def keep_profile(collapsed: Path) -> Path:
+    """A gzip of the collapsed stacks beside the results (a few hundred KB instead of a few
+    MB; `gunzip` it and open it in speedscope, or feed it to flamegraph.pl)."""
+    kept = RESULTS / f"{collapsed.stem}.collapsed.gz"
+    kept.write_bytes(gzip.compress(collapsed.read_bytes(), mtime=0))
+    return kept
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:

@@ -43,6 +43,7 @@ from bench.harness import (
     bench_broker,
     changelog_of,
     dir_bytes,
+    keep_profile,
     new_worker,
     publish_records,
     py_spy,
@@ -199,13 +200,16 @@ def measure(
             if spy is None or not scenario["wait_group_empty"]:
                 continue
             typer.echo(f"-- {label} under py-spy", err=True)
-            collapsed = RESULTS / f"recovery-profile-{label}.txt"
+            collapsed = RESULTS / "tmp" / f"recovery-profile-{label}.txt"
+            collapsed.parent.mkdir(parents=True, exist_ok=True)
             run = restart(
                 worker, probe, topics, env, codec, config, f"{label}-profiled", scenario,
                 timeout_s, spy=spy, profile_to=collapsed,
             )  # fmt: skip
             with collapsed.open() as lines:
-                profiles[label] = profile_summary(read_collapsed(lines), collapsed, run)
+                profiles[label] = profile_summary(
+                    read_collapsed(lines), keep_profile(collapsed), run
+                )
     finally:
         worker.kill()
         probe.close()
@@ -228,7 +232,7 @@ def profile_summary(profile: StackProfile, collapsed: Path, run: dict[str, Any])
     """Where a restart's time went, from its start to lag zero (CPU time only: py-spy leaves
     out threads waiting)."""
     return {
-        "collapsed_stacks": str(collapsed.relative_to(RESULTS.parent.parent)),
+        "collapsed_stacks": f"bench/results/{collapsed.name}",
         "run": run,
         "samples": profile.samples,
         "area_own_share": {

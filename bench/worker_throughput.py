@@ -16,7 +16,7 @@ Per run: events/s and output events/s over the active window (first state writte
 changelog, up to the group's committed offsets reaching the end of the inputs, which lags
 by up to Faust's 1 s commit interval), the window's wall and CPU seconds, start-up to the
 first record, and the peak RSS. Writes `bench/results/worker_throughput-latest.json` and
-`.txt`, and with `--profile` `worker-profile.txt` (collapsed stacks, for speedscope) and
+`.txt`, and with `--profile` `worker-profile.collapsed.gz` (py-spy's stacks) and
 the top functions in the JSON. The worker runs with the event clock (see
 `bench.harness.worker_env`)."""
 
@@ -41,6 +41,7 @@ from bench.harness import (
     Profiler,
     bench_broker,
     copy_inputs,
+    keep_profile,
     new_worker,
     publish_simulated,
     py_spy,
@@ -118,11 +119,12 @@ def main(
             typer.echo(json.dumps(runs[label]), err=True)
         if spy is not None:
             typer.echo("-- default under py-spy", err=True)
-            collapsed = RESULTS / "worker-profile.txt"
-            RESULTS.mkdir(exist_ok=True)
+            collapsed = RESULTS / "tmp" / "worker-profile.txt"
+            collapsed.parent.mkdir(parents=True, exist_ok=True)
             profile_run(broker, scratch, source, log, spy, profile_seconds, collapsed, timeout)
             with collapsed.open() as lines:
                 stack_profile = read_collapsed(lines)
+            keep_profile(collapsed)
     result = summarise(config, version, runs, stack_profile, profile_seconds)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "worker_throughput-latest.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -295,7 +297,7 @@ def summarise(
         result["profile"] = {
             "samples": samples,
             "seconds": profile_seconds,
-            "collapsed_stacks": "bench/results/worker-profile.txt",
+            "collapsed_stacks": "bench/results/worker-profile.collapsed.gz",
             "top_own": [
                 {"function": f, "area": a, "samples": n, "share": round(s, 3)}
                 for f, a, n, s in stack_profile.top_own(15)

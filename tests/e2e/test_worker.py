@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams.broker import TopicNames, free_port
+from streams.broker import TopicNames, ensure_topics, free_port
+from streams.broker.embedded import EmbeddedKafka
 from streams.contract import Codec, make_codec
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
@@ -27,7 +28,7 @@ from streams.tools.audit import (
     read_output_log,
     reference_fold,
 )
-from streams.tools.lag import wait_idle
+from streams.tools.lag import group_lag, wait_idle
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.topic_census import read_topic
@@ -280,5 +281,39 @@ def test_live_clock_flags_a_silent_customer_from_the_passing_of_time_alone(
         assert all(record["customer_id"] == "c-silent" for record in changes)
         assert changes[-1]["level"] != "none"
         assert changes[-1]["occurred_at"] > last_visit  # stamped when due, after the last visit
+    finally:
+        cluster.stop()
+
+
+def test_a_broker_restart_mid_stream_changes_nothing(
+    kafka_factory: Callable[[], EmbeddedKafka], tmp_path: Path, codec: Codec
+) -> None:
+    """The broker goes down and comes back while two workers work through a backlog: they
+    ride it out (no restart of theirs), and the outputs and states are the reference's. The
+    backlog is published first, so that the only clients during the outage are the workers."""
+    broker = kafka_factory()
+    topics = TopicNames(f"t-restart-{uuid.uuid4().hex[:8]}")
+    ensure_topics(broker.bootstrap_servers, topics.all, TEST_PARTITIONS)
+    cluster = Cluster(broker.bootstrap_servers, topics, tmp_path)
+    try:
+        publish(
+            cluster,
+            codec,
+            SimulationConfig(customers=CRASH_CUSTOMERS, events=CRASH_EVENTS, seed=17),
+        )
+        first, second = cluster.add(), cluster.add()
+        first.wait_ready()
+        second.wait_ready()
+        time.sleep(3)
+        behind = group_lag(broker.bootstrap_servers, cluster.app_id, topics.inputs)
+        assert sum(behind.values()) > 0, (
+            "the workers finished before the restart: make the backlog bigger"
+        )
+        broker.restart()
+        cluster.wait_idle(timeout_s=600)
+        assert first.alive() and second.alive()
+        assert_matches_reference(cluster, codec)
+        report = audit_states(cluster)
+        assert report.customers_differing == 0, [str(m) for m in report.mismatches[:10]]
     finally:
         cluster.stop()
