@@ -18,7 +18,9 @@ After each, the worker is idle again and SIGKILLed. Reported per scenario: secon
 start to /readyz 200, to the first new record applied (its state in the changelog) and to
 lag zero; CPU seconds and peak RSS; and the changelog's size (records, bytes of keys and
 values, bytes on the broker's disk) and the RocksDB directory's. Writes
-`bench/results/recovery-latest.json` and `.txt`."""
+`bench/results/recovery-latest.json` and `.txt` (`--results NAME`: `NAME.json` and `.txt`).
+With `--profile`, one more restart per scenario (but the first) runs under py-spy, apart
+from the measured ones; where their CPU time went is in the results."""
 
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ def main(
     profile: Annotated[
         bool, typer.Option(help="one more restart per scenario under py-spy, apart")
     ] = False,
+    results: Annotated[str, typer.Option(help="name of the result files")] = "recovery-latest",
 ) -> None:
     if quick:
         customers = QUICK_CUSTOMERS
@@ -104,9 +107,9 @@ def main(
         **result,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "recovery-latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{results}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = summary_text(result)
-    (RESULTS / "recovery-latest.txt").write_text(text)
+    (RESULTS / f"{results}.txt").write_text(text)
     typer.echo(text)
 
 
