@@ -104,10 +104,9 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     work_dir = tmp_path_factory.mktemp("read-side")
     workers = [WorkerProcess(f"worker-{i}", work_dir, free_port(), env) for i in range(2)]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.wait_ready()
+        # the log first, then the workers: what is under test here is the read side, and a
+        # log read as a backlog is merged in the reference's order however loaded the machine
+        # (live, a producer held back longer than the merge delay can reorder the two topics)
         codec = make_codec(settings)
         with EventPublisher(kafka_bootstrap, topics, codec) as publisher:
             for schema_name, record in simulate(
@@ -115,6 +114,10 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             ):
                 publisher.write(schema_name, record)
         assert publisher.tally.failed == 0
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.wait_ready()
         wait_idle(kafka_bootstrap, settings.app_id, topics.inputs, 180)
         for worker in workers:
             worker.wait_ready()
