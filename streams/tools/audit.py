@@ -87,7 +87,7 @@ def reference_fold(
     processor = Processor(program, codec, topics, partitions)
     at_end = False
 
-    async def send(outbound: list[Outbound]) -> None:
+    async def send(outbound: list[Outbound], _partition: int) -> None:
         reference.outputs.extend(outbound)
 
     loop = WorkerLoop(

@@ -136,7 +136,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             finally:
                 watcher.stop()
             figures = read_metrics(f"http://127.0.0.1:{worker.web_port}/metrics")
-            console.print()
+            console.print(f"\nread back from {figures.url}:", soft_wrap=True)
             console.print(_metrics_table(figures, program.tier_names))
             console.print(f"\nworker log: {worker.log_path}")
         census = take_census(settings.bootstrap_servers, topics.all, codec)
@@ -226,7 +226,7 @@ def _send_with_live_view(
 
 
 def _metrics_table(figures: MetricsFigures, tiers: tuple[str, ...]) -> Table:
-    table = Table(title=f"read back from {figures.url}", show_header=False)
+    table = Table(title="the worker's metrics", show_header=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("input records read", f"{figures.consumed:,.0f}")

@@ -124,10 +124,27 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
     source_of = {topics.purchases: Source.PURCHASES, topics.feedback: Source.FEEDBACK}
     topic_of_source = {source: name for name, source in source_of.items()}
 
-    async def send(outbound: list[Outbound]) -> None:
+    exactly_once = settings.processing_guarantee == "exactly_once"
+
+    async def send(outbound: list[Outbound], partition: int) -> None:
+        """Produces and waits for Kafka's acknowledgement. Under exactly_once, into the open
+        transaction of the input partition the records come from: Faust's own sends pick a
+        transaction by the destination topic's group, which only topics it consumes have, and
+        `app.producer` alone sends outside any transaction (outputs visible at once, however
+        the transaction of the state change and the offsets ends)."""
+        transaction = None
+        if exactly_once:
+            group = app.assignor.group_for_topic(topics.purchases)
+            transaction = f"{app.conf.id}-{group}-{partition}"
         pending = [
             await app.producer.send(
-                item.topic, item.key, item.value, partition=None, timestamp=None, headers=None
+                item.topic,
+                item.key,
+                item.value,
+                partition=None,
+                timestamp=None,
+                headers=None,
+                transactional_id=transaction,
             )
             for item in outbound
         ]
@@ -155,8 +172,11 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     def owns(partition: int) -> bool:
         """Whether a state write for the partition may reach the changelog now (see
-        `rebalance` for why the assignment alone cannot say)."""
-        if fence.closed():
+        `rebalance` for why the assignment alone cannot say). Not fenced under exactly_once:
+        there a late write lands in the partition's open transaction, aborted if the
+        partition moves; refusing it after its outputs went into that transaction would
+        apply the record again, outputs and all, if the partition stays."""
+        if not exactly_once and fence.closed():
             return False
         return TP(topics.purchases, partition) in app.consumer.assignment()
 

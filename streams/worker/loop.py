@@ -41,7 +41,8 @@ class CustomerTable(Protocol):
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
 
 
-Send = Callable[[list[Outbound]], Awaitable[None]]  # produce and wait until acknowledged
+# produce and wait until acknowledged; the input partition the records come from
+Send = Callable[[list[Outbound], int], Awaitable[None]]
 Ack = Callable[[], object]
 # Whether a source of a partition has nothing more to read right now, given the last offset
 # the loop has seen of it (None: none since the partition was assigned)
@@ -230,7 +231,7 @@ class WorkerLoop:
         owner's writes and, compacted, win over them (a rebalance test lost 1,366 outputs to
         exactly that). Returns whether the outcome was committed."""
         if outcome.send:
-            await self.send(outcome.send)  # acknowledged before the state moves on
+            await self.send(outcome.send, partition)  # acknowledged before the state moves on
             self._count_sent(outcome)
         if partition not in self._partitions or not self.owns(partition):
             return False  # revoked (Faust told us) or no longer assigned (the consumer says)

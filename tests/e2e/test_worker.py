@@ -181,8 +181,9 @@ def test_bad_input_is_dead_lettered_and_good_input_applied(cluster: Cluster, cod
         pytest.param(
             "exactly_once",
             marks=pytest.mark.xfail(
-                reason="open: under exactly_once a SIGKILL loses ~2% of outputs (Faust's "
-                "transactions); see the README's guarantees",
+                reason="open: under exactly_once a SIGKILL still loses ~2% of outputs: Faust's "
+                "memory store keeps a revoked partition's data (aborted writes included) and "
+                "its recovery resumes from offsets it read before; see the README",
                 strict=False,
             ),
         ),

@@ -54,7 +54,7 @@ class Harness:
             merge_delay_ms=0,
         )  # fmt: skip
 
-    async def _send(self, outbound: list[Outbound]) -> None:
+    async def _send(self, outbound: list[Outbound], _partition: int) -> None:
         self.sent.extend(outbound)
 
     def _caught_up(self, source: Source, partition: int, last_seen: int | None) -> bool:
@@ -212,7 +212,7 @@ def test_nothing_is_written_or_acked_for_a_partition_taken_away_during_a_send(
     harness.table = WatchedTable()
     harness.loop.table = harness.table
 
-    async def send_then_lose_partition(outbound: list[Outbound]) -> None:
+    async def send_then_lose_partition(outbound: list[Outbound], _partition: int) -> None:
         harness.sent.extend(outbound)
         owned.discard(partition)  # the rebalance happens while Kafka acknowledges
 
