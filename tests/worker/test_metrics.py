@@ -31,6 +31,15 @@ def facts() -> WorkerFacts:
     )
 
 
+def fed(codec: Codec, log: list[InputRecord]) -> tuple[Harness, WorkerMetrics]:  # noqa: F811
+    """A loop with its metrics, after the log."""
+    harness = Harness(codec)
+    metrics = WorkerMetrics(harness.loop, facts())
+    harness.loop.observe_latency = metrics.observe
+    harness.feed(log)
+    return harness, metrics
+
+
 def samples(metrics: WorkerMetrics) -> Samples:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -64,10 +73,7 @@ def test_after_a_log_the_counters_and_gauges_say_what_the_loop_did(
     codec: Codec,  # noqa: F811
     log: list[InputRecord],  # noqa: F811
 ) -> None:
-    harness = Harness(codec)
-    metrics = WorkerMetrics(harness.loop, facts())
-    harness.loop.observe_latency = metrics.observe
-    harness.feed(log)
+    harness, metrics = fed(codec, log)
     scraped = samples(metrics)
     total = sum(v for (n, _), v in scraped.items() if n == "loyalty_events_consumed_total")
     assert total == len(log)
@@ -83,9 +89,7 @@ def test_after_a_log_the_counters_and_gauges_say_what_the_loop_did(
 
 @pytest.mark.parametrize("text", ["loyalty_customer_id", "customer_id="])
 def test_no_metric_is_labelled_by_customer(codec: Codec, log: list[InputRecord], text: str) -> None:  # noqa: F811
-    harness = Harness(codec)
-    metrics = WorkerMetrics(harness.loop, facts())
-    harness.feed(log[:300])
+    _, metrics = fed(codec, log[:300])
     assert text not in metrics.exposition().decode()
 
 
@@ -93,10 +97,7 @@ def test_the_read_back_sums_the_scrape_in_the_programs_words(
     codec: Codec,  # noqa: F811
     log: list[InputRecord],  # noqa: F811
 ) -> None:
-    harness = Harness(codec)
-    metrics = WorkerMetrics(harness.loop, facts())
-    harness.loop.observe_latency = metrics.observe
-    harness.feed(log)
+    harness, metrics = fed(codec, log)
     figures = parse_metrics(metrics.exposition().decode())
     tally = harness.loop.tally()
     assert figures.consumed == len(log) == figures.applied + figures.rejected
