@@ -130,6 +130,14 @@ class WorkerLoop:
 
     async def on_record(self, record: InputRecord, ack: Ack) -> None:
         partition = self._partition(record.partition)
+        last_seen = partition.last_seen.get(record.source)
+        if last_seen is not None and record.offset <= last_seen:
+            # Faust went back to the committed offsets without a rebalance (it does when it
+            # finds its flow stopped): what is buffered from here on comes again. Records
+            # applied already are skipped by the offset marks when they do.
+            dropped = partition.merge.rewind(record.source, record.offset)
+            log.info("consumer_rewound", partition=record.partition, topic=record.topic,
+                     offset=record.offset, last_seen=last_seen, dropped=dropped)  # fmt: skip
         partition.last_seen[record.source] = record.offset
         checked = self.processor.check(record)
         kind = "unreadable" if checked.event is None else type(checked.event).__name__

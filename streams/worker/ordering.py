@@ -58,6 +58,17 @@ class PartitionMerge(Generic[Payload]):
             )
         buffer.append(pending)
 
+    def rewind(self, source: Source, offset: int) -> int:
+        """The consumer went back to `offset` of `source` (Faust seeks to the committed
+        offsets when its flow stops): the records buffered from there on will come again, so
+        they leave the buffer now. Returns how many left."""
+        buffer = self._buffers[source]
+        kept = deque(pending for pending in buffer if pending.offset < offset)
+        dropped = len(buffer) - len(kept)
+        self._buffers[source].clear()
+        self._buffers[source].extend(kept)
+        return dropped
+
     def release(self, caught_up: Callable[[Source], bool]) -> Iterator[Pending[Payload]]:
         """Records in merge order, while the order is certain: every source either has a
         record buffered or is caught up (nothing more to read from it right now)."""

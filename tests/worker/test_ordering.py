@@ -94,3 +94,14 @@ def test_due_index_yields_due_customers_once_and_honours_rescheduling() -> None:
     index.set(1, "d", 5)
     index.drop(1)
     assert not index.has(1) and index.size() == 0
+
+
+def test_a_rewind_drops_the_buffered_records_that_will_come_again() -> None:
+    merge: PartitionMerge[str] = PartitionMerge()
+    for offset in range(5):
+        merge.push(Pending(offset, Source.FEEDBACK, offset, f"f{offset}"))
+    merge.push(Pending(2, Source.PURCHASES, 7, "p7"))
+    assert merge.rewind(Source.FEEDBACK, 2) == 3  # offsets 2, 3 and 4 will be read again
+    merge.push(Pending(2, Source.FEEDBACK, 2, "f2 again"))  # no offset-order error now
+    released = [p.payload for p in merge.release(lambda _source: True)]
+    assert released == ["f0", "f1", "p7", "f2 again"]
