@@ -246,7 +246,7 @@ def test_a_worker_joining_and_leaving_mid_stream_changes_nothing(
     time.sleep(3)
     third.stop()  # leaves cleanly: they move back
     publisher.join()
-    cluster.wait_idle()
+    cluster.wait_idle(timeout_s=600)  # 200k events at the full size take minutes
     assert_matches_reference(cluster, codec)
 
 
