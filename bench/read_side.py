@@ -73,7 +73,7 @@ def measure(bootstrap: str, scratch: Path, events: int, customers: int) -> dict[
     )
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for key, value in reference.table.items():
-        partition = StoredCustomer.header_of(value)[0]
+        partition = StoredCustomer.header_of(value).partition
         producer.produce(changelog, key=key, value=value, partition=partition)
         producer.poll(0)
     for sent in reference.outputs:

@@ -41,6 +41,7 @@ from bench.harness import (
     Profiler,
     bench_broker,
     copy_inputs,
+    keep_log,
     keep_profile,
     new_worker,
     publish_simulated,
@@ -163,6 +164,8 @@ def measure(
         probe.close()
     produced = read_output_log(bootstrap, topics, codec)
     verdict = audit_run(bootstrap, name, settings) if check else {}
+    if verdict and not verdict["audit_ok"]:
+        typer.echo(f"audit failed: the worker's log is kept at {keep_log(worker)}", err=True)
     timeline = watched.timeline
     window_s = timeline.marks["lag_zero"] - timeline.marks["first_applied"]
     window_cpu_s = timeline.cpu["lag_zero"] - timeline.cpu["first_applied"]

@@ -94,7 +94,7 @@ def reference_fold(
         processor,
         reference.table,
         send,
-        lambda _source, _partition, _last: at_end,
+        lambda _source, _partition, _last, _as_of: at_end,
         grace_ms=grace_ms,
         live_clock=False,
         merge_delay_ms=0,

@@ -6,19 +6,26 @@ the shell needs without decoding the state.
   already and is skipped, which makes applying exactly-once whatever Faust redelivers after a
   crash or a rebalance (its offset commits are known to lag, gap and repeat);
 - when the core says something is next due, so that the due index is rebuilt after recovery
-  from the headers alone.
+  from the headers alone;
+- the partition's clock when the customer was written (the latest event time applied on the
+  partition, after the record that caused the write): after a restart, the partition's clock
+  is the highest of its customers', so that time-driven work happens at the same point of the
+  log as in a run that never stopped (a clock rebuilt from the records read again alone can
+  be behind, and work it runs later than a late event changes what that work does).
 
 Layout: version byte, then unsigned LEB128 varints (partition, next offset per source,
-due ms + 1 or 0 for none), then the core's state bytes."""
+due ms + 1 or 0 for none, clock ms), then the core's state bytes. Version 1 had no clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.core import CustomerState, state_from_bytes, state_to_bytes
 
 CUSTOMER_TABLE = "customers"  # the Faust table; its changelog is `<app id>-customers-changelog`
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # version 1: no clock (read as 0)
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
 
 
@@ -46,12 +53,19 @@ def _get(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+class Header(NamedTuple):
+    partition: int
+    next_due_ms: int | None
+    clock_ms: int
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCustomer:
     partition: int
     next_offsets: tuple[int, ...]  # per source: the lowest offset not applied yet
     next_due_ms: int | None
     state_bytes: bytes
+    clock_ms: int = 0  # the partition's clock when written (0: unknown)
 
     @property
     def state(self) -> CustomerState:
@@ -67,33 +81,43 @@ class StoredCustomer:
         for offset in self.next_offsets:
             _put(out, offset)
         _put(out, 0 if self.next_due_ms is None else self.next_due_ms + 1)
+        _put(out, self.clock_ms)
         return bytes(out) + self.state_bytes
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredCustomer:
-        partition, due_ms, pos, offsets = cls._header(data)
-        return cls(partition, offsets, due_ms, data[pos:])
+        header, pos, offsets = cls._header(data)
+        return cls(header.partition, offsets, header.next_due_ms, data[pos:], header.clock_ms)
 
     @classmethod
-    def header_of(cls, data: bytes) -> tuple[int, int | None]:
-        """(partition, next due ms) without copying the state: for rebuilding the due index."""
-        partition, due_ms, _, _ = cls._header(data)
-        return partition, due_ms
+    def header_of(cls, data: bytes) -> Header:
+        """The header without copying the state: for rebuilding the due index and clocks."""
+        return cls._header(data)[0]
 
     @staticmethod
-    def _header(data: bytes) -> tuple[int, int | None, int, tuple[int, ...]]:
-        if not data or data[0] != FORMAT:
-            raise EnvelopeError(f"unknown stored customer format {data[:1]!r}; this reads {FORMAT}")
+    def _header(data: bytes) -> tuple[Header, int, tuple[int, ...]]:
+        if not data or data[0] not in READABLE_FORMATS:
+            raise EnvelopeError(
+                f"unknown stored customer format {data[:1]!r}; this reads {READABLE_FORMATS}"
+            )
         partition, pos = _get(data, 1)
         offsets = []
         for _ in range(SOURCES):
             offset, pos = _get(data, pos)
             offsets.append(offset)
         due_plus_one, pos = _get(data, pos)
-        return partition, (due_plus_one - 1 if due_plus_one else None), pos, tuple(offsets)
+        clock_ms = 0
+        if data[0] >= 2:
+            clock_ms, pos = _get(data, pos)
+        due_ms = due_plus_one - 1 if due_plus_one else None
+        return Header(partition, due_ms, clock_ms), pos, tuple(offsets)
 
 
 def stored(
-    state: CustomerState, partition: int, next_offsets: tuple[int, ...], next_due_ms: int | None
+    state: CustomerState,
+    partition: int,
+    next_offsets: tuple[int, ...],
+    next_due_ms: int | None,
+    clock_ms: int = 0,
 ) -> StoredCustomer:
-    return StoredCustomer(partition, next_offsets, next_due_ms, state_to_bytes(state))
+    return StoredCustomer(partition, next_offsets, next_due_ms, state_to_bytes(state), clock_ms)

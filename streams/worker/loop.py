@@ -11,6 +11,7 @@ record's offset is behind the customer's mark and is skipped."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +32,7 @@ from streams.worker.ordering import PartitionMerge, Pending, Source
 from streams.worker.processor import Checked, InputRecord, Outbound, Outcome, Processor
 
 
-class CustomerTable(Protocol):
+class StateTable(Protocol):
     """The part of a Faust table (or a dict, in tests) the loop uses."""
 
     def get(self, key: bytes) -> bytes | None: ...
@@ -44,18 +45,29 @@ class CustomerTable(Protocol):
 # produce and wait until acknowledged; the input partition the records come from
 Send = Callable[[list[Outbound], int], Awaitable[None]]
 Ack = Callable[[], object]
-# Whether a source of a partition has nothing more to read right now, given the last offset
-# the loop has seen of it (None: none since the partition was assigned)
-CaughtUp = Callable[[Source, int, int | None], bool]
+# Whether a source of a partition had nothing more to read as of a wall time: given the last
+# offset the loop has seen of it (None: none since the partition was assigned) and the wall
+# time (ms) the consumer's view of the source's end must date from at least
+CaughtUp = Callable[[Source, int, int | None, int], bool]
 
 
 log = structlog.get_logger(__name__)
+
+# Awaited after a state write of a partition, before the record is acked: the table's
+# changelog writes are with the producer when it returns (see `customer_table`)
+HandOver = Callable[[int], Awaitable[None]]
+
+
+async def _nothing_to_hand_over(_partition: int) -> None:
+    return None
+
 
 # Called once per input record done: seconds since it reached the worker, and seconds since
 # its event time (None without an event), both when its outputs were acknowledged.
 ObserveLatency = Callable[[float, float | None], None]
 
 MAX_STORE_LABELS = 50  # label values per metric stay bounded whatever the store count
+INDEX_YIELD_EVERY = 2000  # customers scanned between yields to the event loop
 
 
 @dataclass
@@ -71,6 +83,9 @@ class LoopCounters:
     rewards: Counter[str] = field(default_factory=Counter)  # by reward kind
     nps_responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (store, class)
     due_runs: int = 0
+    # records that went ahead after `max_idle_s` without knowing the other source's end: the
+    # order of those may differ from the reference's (a rising count is worth an alert)
+    idle_releases: int = 0
     _stores: set[str] = field(default_factory=set)
 
     def store_label(self, store_id: str | None) -> str:
@@ -96,7 +111,7 @@ class WorkerLoop:
     def __init__(
         self,
         processor: Processor,
-        table: CustomerTable,
+        table: StateTable,
         send: Send,
         caught_up: CaughtUp,
         *,
@@ -107,6 +122,7 @@ class WorkerLoop:
         wall_clock: Callable[[], float] = time.time,
         owns: Callable[[int], bool] = lambda _partition: True,
         observe_latency: ObserveLatency = lambda _processing_s, _event_lag_s: None,
+        hand_over: HandOver = _nothing_to_hand_over,
     ) -> None:
         self.processor = processor
         self.table = table
@@ -119,6 +135,7 @@ class WorkerLoop:
         self.wall_clock = wall_clock
         self.owns = owns
         self.observe_latency = observe_latency
+        self.hand_over = hand_over
         self.due = DueIndex()
         self.counters = LoopCounters()
         self._partitions: dict[int, _Partition] = {}
@@ -129,7 +146,9 @@ class WorkerLoop:
     # ---- input ---------------------------------------------------------------------------------
 
     async def on_record(self, record: InputRecord, ack: Ack) -> None:
-        partition = self._partition(record.partition)
+        partition = await self._partition(record.partition)
+        if partition is None:
+            return  # revoked meanwhile: its next owner reads the record
         last_seen = partition.last_seen.get(record.source)
         if last_seen is not None and record.offset <= last_seen:
             # Faust went back to the committed offsets without a rebalance (it does when it
@@ -150,7 +169,9 @@ class WorkerLoop:
         """A wall-clock tick for a partition: releases records held for a silent source
         (after `max_idle_s`), and in live mode moves the partition's clock to the wall clock
         so that silent customers get their time-driven changes without an event of theirs."""
-        partition = self._partition(partition_number)
+        partition = await self._partition(partition_number)
+        if partition is None:
+            return
         await self._drain(partition_number)
         if self.live_clock and partition.merge.buffered() == 0:
             partition.clock_ms = max(partition.clock_ms, wall_ms)
@@ -162,15 +183,16 @@ class WorkerLoop:
         for pending in partition.merge.release(lambda s: self._caught_up(partition_number, s)):
             released = True
             checked, ack, received_s = pending.payload
-            if not await self._apply(checked, received_s):
+            # the clock this record moves the partition to is stored with its write
+            event_ms = self.processor.event_time_ms(checked)
+            clock_ms = partition.clock_ms if event_ms is None else max(partition.clock_ms, event_ms)
+            if not await self._apply(checked, received_s, clock_ms):
                 self.revoke([partition_number])  # taken away meanwhile: the next owner redoes it
                 return
             if self._partitions.get(partition_number) is not partition:
                 return  # revoked while we awaited Kafka: nothing more here is ours to ack
             ack()
-            event_ms = self.processor.event_time_ms(checked)
-            if event_ms is not None:
-                partition.clock_ms = max(partition.clock_ms, event_ms)
+            partition.clock_ms = clock_ms
             await self._run_due(partition_number)
         # how long the merge has been stuck: since its last release, not since it was last
         # empty (under a steady backlog it never is, and after `max_idle_s` every record would
@@ -182,29 +204,35 @@ class WorkerLoop:
 
     def _caught_up(self, partition_number: int, source: Source) -> bool:
         """Nothing more of `source` to read on this partition that could come before the
-        records waiting: the consumer has seen the end of it as of its latest fetch, and that
-        fetch is recent enough, since the oldest waiting record was published at least
-        `merge_delay_ms` ago (what a record published just before it took to reach us). As
-        a last resort, records that have waited `max_idle_s` go ahead (as Kafka Streams'
-        max.task.idle.ms), so a source the consumer cannot tell about never stalls."""
+        records waiting: the consumer has seen the end of it in a fetch made at least
+        `merge_delay_ms` after the oldest waiting record was published (what a record
+        published just before it may take to reach the broker). An older view of the end
+        proves nothing: a partition the consumer has not fetched for a while (Faust stops
+        fetching a partition while its buffer is full) shows an end that newer records are
+        already past. As a last resort, records that have waited `max_idle_s` go ahead (as
+        Kafka Streams' max.task.idle.ms), so a source the consumer cannot tell about never
+        stalls; those releases are counted."""
         partition = self._partitions.get(partition_number)
         if partition is None:
             return False  # revoked meanwhile: release nothing more
         oldest = partition.merge.oldest_head_ms()
-        settled = oldest is None or self.wall_clock() * 1000 >= oldest + self.merge_delay_ms
-        if settled and self.caught_up(source, partition_number, partition.last_seen.get(source)):
+        as_of_ms = (0 if oldest is None else oldest) + self.merge_delay_ms
+        if self.caught_up(source, partition_number, partition.last_seen.get(source), as_of_ms):
             return True
         waited = partition.waiting_since
-        return waited is not None and self.wall_clock() - waited >= self.max_idle_s
+        if waited is not None and self.wall_clock() - waited >= self.max_idle_s:
+            self.counters.idle_releases += 1
+            return True
+        return False
 
     # ---- applying ------------------------------------------------------------------------------
 
-    async def _apply(self, checked: Checked, received_s: float) -> bool:
+    async def _apply(self, checked: Checked, received_s: float, clock_ms: int) -> bool:
         """Applies one record; False if its partition was taken away before it was done."""
         event = checked.event
         key = None if event is None else event.customer_id.encode()
         current = None if key is None else self.table.get(key)
-        outcome = self.processor.apply(checked, current, datetime.now(UTC))
+        outcome = self.processor.apply(checked, current, datetime.now(UTC), clock_ms)
         if not await self._commit(outcome, key, checked.record.partition):
             return False
         topic = checked.record.source.name.lower()
@@ -248,6 +276,7 @@ class WorkerLoop:
             self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
             if outcome.after is not None:
                 self._count_change(partition, outcome.before, outcome.after)
+            await self.hand_over(partition)
         return True
 
     def _count_sent(self, outcome: Outcome) -> None:
@@ -282,7 +311,7 @@ class WorkerLoop:
             current = self.table.get(key)
             if current is None:
                 continue
-            outcome = self.processor.advance(current, from_ms(up_to_ms))
+            outcome = self.processor.advance(current, from_ms(up_to_ms), partition.clock_ms)
             if not await self._commit(outcome, key, partition_number):
                 self.revoke([partition_number])
                 return
@@ -292,23 +321,46 @@ class WorkerLoop:
 
     # ---- ownership -----------------------------------------------------------------------------
 
-    def index_new_partitions(self) -> None:
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Partitions given to this worker by a rebalance: known before their first record, so
+        that the first record of any of them indexes them all in one scan of the table."""
+        for number in partitions:
+            self._partitions.setdefault(number, _Partition())
+
+    async def index_new_partitions(self) -> set[int]:
         """After a (re)assignment: the customers stored for each partition new here go into
         the due index (from the headers) and the partition's tally (the only time states are
-        counted by a scan; from then on the tally follows each change)."""
+        counted by a scan; from then on the tally follows each change), and each partition's
+        clock is the highest stored with its customers. One scan for all the partitions
+        assigned, yielding to the event loop as it goes: a table of a million customers takes
+        seconds, and a loop blocked that long misses the consumer's heartbeats. Returns the
+        partitions indexed."""
         new = set(self._partitions) - self._indexed
         if not new:
-            return
+            return new
+        self._indexed.update(new)  # a record arriving meanwhile must not start a second scan
         program = self.processor.program
         tallies = {partition: Tally() for partition in new}
-        for key, value in self.table.items():
-            partition, due_ms = StoredCustomer.header_of(value)
-            tally = tallies.get(partition)
+        clocks = dict.fromkeys(new, 0)
+        due: list[tuple[int, str, int | None]] = []
+        for scanned, (key, value) in enumerate(self.table.items(), start=1):
+            header = StoredCustomer.header_of(value)
+            tally = tallies.get(header.partition)
             if tally is not None:
-                self.due.set(partition, key.decode(), due_ms)
+                due.append((header.partition, key.decode(), header.next_due_ms))
+                clocks[header.partition] = max(clocks[header.partition], header.clock_ms)
                 tally.count(facts_of(StoredCustomer.from_bytes(value).state, program))
-        self._tallies.update(tallies)
-        self._indexed.update(new)
+            if scanned % INDEX_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for number, tally in tallies.items():
+            partition = self._partitions.get(number)
+            if partition is not None:  # not revoked while the scan yielded
+                self._tallies[number] = tally
+                partition.clock_ms = max(partition.clock_ms, clocks[number])
+        for number, customer_id, due_ms in due:
+            if number in self._partitions:
+                self.due.set(number, customer_id, due_ms)
+        return new
 
     def tally(self) -> Tally:
         """The program's counts over the customers of the partitions this worker owns."""
@@ -329,15 +381,18 @@ class WorkerLoop:
             self._tallies.pop(partition, None)
             self.due.drop(partition)
 
-    def _partition(self, number: int) -> _Partition:
+    async def _partition(self, number: int) -> _Partition | None:
         """The partition's merge and clock; on its first record since it was assigned, the due
-        index learns its customers from the table (recovered from the changelog by then)."""
-        partition = self._partitions.get(number)
-        if partition is None:
-            partition = self._partitions[number] = _Partition()
+        index learns its customers from the table (recovered from the changelog by then).
+        None if the partition was revoked while the table was scanned."""
+        if number not in self._partitions:
+            self._partitions[number] = _Partition()
         if number not in self._indexed:
-            self.index_new_partitions()
-        return partition
+            for indexed in sorted(await self.index_new_partitions()):
+                # time-driven work of the restored clock first, as a run that never stopped
+                # did it right after the record that moved the clock there
+                await self._run_due(indexed)
+        return self._partitions.get(number)
 
     def clock_ms(self, partition: int) -> int | None:
         """The partition's clock (latest event time applied), None before its first event."""

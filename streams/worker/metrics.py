@@ -205,6 +205,13 @@ class _LoopCollector(Collector):
             "Customers with time-driven work scheduled.",
             self.loop.due_entries(),
         )
+        idle = CounterMetricFamily(
+            "loyalty_merge_idle_releases",
+            "Records the event-time merge let go after waiting its longest (max idle) without "
+            "knowing the other source's end: their order may differ from a replay's.",
+        )
+        idle.add_metric([], counters.idle_releases)
+        yield idle
         yield _gauge(
             "loyalty_merge_buffered_records",
             "Records held back by the event-time merge.",

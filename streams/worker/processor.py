@@ -171,9 +171,12 @@ class Processor:
 
     # ---- applying ----------------------------------------------------------------------------
 
-    def apply(self, checked: Checked, stored_bytes: bytes | None, now: datetime) -> Outcome:
+    def apply(
+        self, checked: Checked, stored_bytes: bytes | None, now: datetime, clock_ms: int = 0
+    ) -> Outcome:
         """The outcome of one checked record for its customer (`stored_bytes`: the table's
-        value for the customer, None for a new one). `now` only stamps dead letters."""
+        value for the customer, None for a new one). `now` only stamps dead letters;
+        `clock_ms` is the partition's clock once this record is applied, stored with it."""
         record = checked.record
         if checked.event is None:
             rejection = checked.rejection or Rejection("DECODE", "no event")
@@ -213,18 +216,19 @@ class Processor:
             outcome.rejected = rejection
             outputs = ()  # the state stays, but the offset moves on: the record is done
         outcome.send.extend(self.encode_outputs(outputs))
-        outcome.write = self._store(state, record.partition, tuple(offsets))
+        outcome.write = self._store(state, record.partition, tuple(offsets), clock_ms)
         outcome.before = None if stored_bytes is None else before
         outcome.after = state
         return outcome
 
-    def advance(self, stored_bytes: bytes, up_to: datetime) -> Outcome:
-        """Time-driven work for one customer up to `up_to` (the partition's clock)."""
+    def advance(self, stored_bytes: bytes, up_to: datetime, clock_ms: int = 0) -> Outcome:
+        """Time-driven work for one customer up to `up_to` (the partition's clock less the
+        grace); `clock_ms`, the partition's clock, is stored with it."""
         current = StoredCustomer.from_bytes(stored_bytes)
         before = current.state
         state, outputs = advance(before, up_to, self.program)
         outcome = Outcome(customer_id=state.customer_id, send=self.encode_outputs(outputs))
-        outcome.write = self._store(state, current.partition, current.next_offsets)
+        outcome.write = self._store(state, current.partition, current.next_offsets, clock_ms)
         outcome.before, outcome.after = before, state
         return outcome
 
@@ -233,9 +237,11 @@ class Processor:
             return stored(new_customer(customer_id), partition, (0,) * SOURCES, None)
         return StoredCustomer.from_bytes(stored_bytes)
 
-    def _store(self, state: Any, partition: int, offsets: tuple[int, ...]) -> StoredCustomer:
+    def _store(
+        self, state: Any, partition: int, offsets: tuple[int, ...], clock_ms: int
+    ) -> StoredCustomer:
         due = next_due(state, self.program)
-        return stored(state, partition, offsets, None if due is None else to_ms(due))
+        return stored(state, partition, offsets, None if due is None else to_ms(due), clock_ms)
 
     # ---- encoding ----------------------------------------------------------------------------
 

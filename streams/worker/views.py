@@ -166,7 +166,8 @@ def customers_page(
     wanted = (
         (key, value)
         for key, value in items
-        if (after is None or key > after) and StoredCustomer.header_of(value)[0] in owned_partitions
+        if (after is None or key > after)
+        and StoredCustomer.header_of(value).partition in owned_partitions
     )
     # one more than asked: whether there is a next page, without a second scan
     chosen = heapq.nsmallest(limit + 1, wanted, key=lambda item: item[0])

@@ -286,9 +286,11 @@ def test_metrics_of_both_workers_add_up_to_the_reference(run: Run) -> None:
     assert summed(scrapes, "loyalty_points_liability_points") == expected.points
     assert summed(scrapes, "loyalty_receipts") == expected.receipts
     assert summed(scrapes, "loyalty_complaints_open") == expected.complaints_open
+    # an output whose partition moved while Kafka acknowledged it is sent again by the next
+    # owner (same id): the counters count what was produced, so at least the reference's
     outputs = Counter(sent.kind for sent in run.reference.outputs if sent.kind != "DeadLetter")
     for kind, count in outputs.items():
-        assert summed(scrapes, "loyalty_output_events_total", kind=kind) == count
+        assert summed(scrapes, "loyalty_output_events_total", kind=kind) >= count
     assert summed(scrapes, "loyalty_processing_latency_seconds_count") == applied + duplicates
     assert summed(scrapes, "loyalty_event_time_lag_seconds_count") == applied + duplicates
 

@@ -7,6 +7,8 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -57,7 +59,9 @@ class Harness:
     async def _send(self, outbound: list[Outbound], _partition: int) -> None:
         self.sent.extend(outbound)
 
-    def _caught_up(self, source: Source, partition: int, last_seen: int | None) -> bool:
+    def _caught_up(
+        self, source: Source, partition: int, last_seen: int | None, _as_of_ms: int
+    ) -> bool:
         return self.remaining[(source, partition)] == 0
 
     def _ack_for(self, record: InputRecord) -> Callable[[], None]:
@@ -177,6 +181,75 @@ def test_ticks_in_live_mode_flag_silent_customers_without_their_events(
     assert len(event_mode.sent) == sent_before
 
 
+def purchase_records(
+    codec: Codec, purchases: list[tuple[str, datetime]], partition: int
+) -> list[InputRecord]:
+    """Purchases of customers on `partition`, published in the order given."""
+    records = []
+    for offset, (customer_id, at) in enumerate(purchases):
+        body: dict[str, Any] = {"event_id": f"p-{offset}", "customer_id": customer_id,
+                                "store_id": None, "occurred_at": at, "currency": "EUR",
+                                "total_minor": 1250, "items": []}  # fmt: skip
+        value = codec.encode("loyalty.v1.Purchase", body)
+        records.append(
+            InputRecord(
+                Source.PURCHASES,
+                TOPICS.purchases,
+                partition,
+                offset,
+                offset,
+                customer_id.encode(),
+                value,
+            )
+        )
+    return records
+
+
+def customers_on(partition: int, count: int) -> list[str]:
+    ids = (f"c-{n}" for n in range(10_000))
+    return [c for c in ids if expected_partition(c.encode(), PARTITIONS) == partition][:count]
+
+
+def test_after_a_restart_due_work_happens_where_it_did_in_a_run_that_never_stopped(
+    codec: Codec,
+) -> None:
+    """A weekly regular goes silent; another customer's purchase 300 days later moves the
+    partition's clock past the regular's churn changes, then a late purchase of the regular
+    arrives. The worker dies after storing the other customer but before the regular's churn
+    changes were stored: the new worker must run them before it applies the late purchase,
+    as the run that never stopped did, or it ends with another state and other outputs."""
+    regular, other = customers_on(0, 2)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    weekly = [(regular, start + timedelta(weeks=week)) for week in range(10)]
+    last_visit = weekly[-1][1]
+    log = purchase_records(
+        codec,
+        [
+            *weekly,
+            (other, last_visit + timedelta(days=300)),
+            (regular, last_visit + timedelta(days=3)),
+        ],
+        partition=0,
+    )
+    reference = Harness(codec)
+    reference.feed(log)
+    churn_changes = [s for s in reference.sent if s.kind == "ChurnRiskChanged"]
+    assert churn_changes, "the regular's silence should change their churn level"
+
+    first = Harness(codec)
+    first.feed(log[:-2])
+
+    async def dies_before_due_work(_partition: int) -> None:
+        return None
+
+    first.loop._run_due = dies_before_due_work  # type: ignore[method-assign, assignment]
+    first.feed(log[-2:-1])  # the other customer stored, the regular's due work lost
+    second = Harness(codec, table=dict(first.table))
+    second.feed(log[-1:])  # offsets were committed up to the late purchase
+    assert second.table == reference.table
+    assert set(first.output_ids() | second.output_ids()) == set(reference.output_ids())
+
+
 def test_revoked_partitions_forget_buffered_records_without_acking_them(
     codec: Codec, log: list[InputRecord]
 ) -> None:
@@ -247,6 +320,33 @@ def test_the_program_tally_follows_every_change_and_survives_a_restart(
     second = Harness(codec, table=dict(first.table))
     second.feed(log[700:])
     assert second.loop.tally() == whole.loop.tally()
+
+
+class CountingTable(dict[bytes, bytes]):
+    """A dict that counts full scans (what a RocksDB table pays per customer stored)."""
+
+    scans = 0
+
+    def items(self) -> Any:  # dict's own return type, counted
+        self.scans += 1
+        return super().items()
+
+
+def test_a_new_assignment_is_indexed_in_one_scan_of_the_table(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    first = Harness(codec)
+    first.feed(log[:700])
+    table = CountingTable(first.table)
+    second = Harness(codec, table=table)
+    second.loop.assign(range(PARTITIONS))
+    second.feed(log[700:])
+    assert {record.partition for record in log[700:]} == set(range(PARTITIONS))
+    assert table.scans == 1
+    whole = Harness(codec)
+    whole.feed(log)
+    assert second.loop.tally() == whole.loop.tally()
+    assert second.loop.due_entries() == whole.loop.due_entries()
 
 
 def test_a_revoked_partition_leaves_the_tally_and_the_due_index(
@@ -331,6 +431,62 @@ def test_a_merge_that_keeps_releasing_never_counts_as_idle(
         (Source.PURCHASES, earlier[1].offset),
         (Source.FEEDBACK, feedback.offset),
     ]
+
+
+def test_an_end_of_source_seen_before_a_record_was_published_does_not_release_it(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """The consumer's highwater of the other source counts only if it was fetched at least
+    the merge delay after the waiting record was published: an older one (a partition Faust
+    stopped fetching while its buffer was full) says nothing of feedback published since, and
+    trusting it applied a crash test's records out of publish order."""
+    purchase = next(r for r in log if r.partition == 0 and r.source is Source.PURCHASES)
+    harness = Harness(codec)
+    now = [purchase.timestamp_ms / 1000 + 5]
+    harness.loop.wall_clock = lambda: now[0]
+    harness.loop.merge_delay_ms = 2000
+    fetched_at = {Source.PURCHASES: 0, Source.FEEDBACK: purchase.timestamp_ms + 1999}
+    asked: list[int] = []
+
+    def caught_up(source: Source, partition: int, last_seen: int | None, as_of_ms: int) -> bool:
+        asked.append(as_of_ms)
+        return fetched_at[source] >= as_of_ms  # the end was seen: nothing more was fetched
+
+    harness.loop.caught_up = caught_up
+
+    async def run() -> None:
+        await harness.loop.on_record(purchase, harness._ack_for(purchase))
+        assert harness.acked == []  # the feedback end it knows predates the purchase + delay
+        fetched_at[Source.FEEDBACK] = purchase.timestamp_ms + 2000
+        await harness.loop.on_tick(0, 0)
+
+    asyncio.run(run())
+    assert set(asked) == {purchase.timestamp_ms + 2000}
+    assert harness.acked == [(Source.PURCHASES, 0, purchase.offset)]
+    assert harness.loop.counters.idle_releases == 0
+
+
+def test_records_let_go_after_the_longest_wait_are_counted(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    purchase = next(r for r in log if r.partition == 0 and r.source is Source.PURCHASES)
+    harness = Harness(codec)
+    now = [0.0]
+    harness.loop.wall_clock = lambda: now[0]
+    harness.loop.max_idle_s = 30
+    harness.remaining[(Source.FEEDBACK, 0)] = 1  # feedback is never known to be read up
+
+    async def run() -> None:
+        await harness.loop.on_record(purchase, harness._ack_for(purchase))
+        now[0] = 29
+        await harness.loop.on_tick(0, 0)
+        assert harness.acked == []
+        now[0] = 31
+        await harness.loop.on_tick(0, 0)
+
+    asyncio.run(run())
+    assert harness.acked == [(Source.PURCHASES, 0, purchase.offset)]
+    assert harness.loop.counters.idle_releases == 1
 
 
 def test_a_rewind_of_the_consumer_mid_buffer_applies_every_record_once(
