@@ -29,6 +29,8 @@ from streams.broker.topics import TopicNames, ensure_topics
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
+from streams.worker import kafka_transport, memory_store
+from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.loop import WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
@@ -45,7 +47,9 @@ def ticks_topic_name(settings: Settings) -> str:
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
+    """Faust's broker URL, through our transport (see `kafka_transport`)."""
+    scheme = kafka_transport.register()
+    return ";".join(f"{scheme}://{server.strip()}" for server in bootstrap_servers.split(","))
 
 
 def prepare_topics(settings: Settings) -> None:
@@ -65,14 +69,15 @@ def local_store_dir(settings: Settings) -> Path:
 
 
 def store_url(settings: Settings) -> str:
-    """RocksDB, except under exactly_once: there the table lives in memory and is rebuilt from
-    the changelog as read_committed sees it whenever partitions are assigned. A local store
+    """RocksDB, except under exactly_once: there the table lives in memory and each partition
+    is rebuilt from the changelog as read_committed sees it whenever it is assigned (our
+    memory store forgets a partition when it moves; Faust's kept it). A local store
     would survive a crash holding writes of transactions that were aborted, marking records
     as applied whose outputs were never committed (the crash test lost hundreds of outputs
     that way), and Faust's RocksDB recovery under transactions stops with a ConsistencyError
     (persisted offset above the last stable offset) after a rebalance."""
     if settings.processing_guarantee == "exactly_once" or settings.store == "memory":
-        return "memory://"
+        return memory_store.register()
     return "rocksdb://"
 
 
@@ -113,12 +118,15 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         key_serializer="raw",
         value_serializer="raw",
     )
-    table = app.Table(
-        CUSTOMER_TABLE,
+    table = CustomerTable(
+        app,
+        name=CUSTOMER_TABLE,
+        beacon=app.tables.beacon,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
     )
+    app.tables.add(table)
     inputs = app.topic(topics.purchases, topics.feedback, ticks, key_serializer="raw",
                        value_serializer="raw")  # fmt: skip
     source_of = {topics.purchases: Source.PURCHASES, topics.feedback: Source.FEEDBACK}
@@ -150,16 +158,20 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         ]
         await asyncio.gather(*pending)
 
-    def caught_up(source: Source, partition: int, last_seen: int | None) -> bool:
-        """The consumer's view: the highwater from its latest fetch response, against the
-        last record we saw, or (none seen since assignment) the committed offset it started
-        from. Without a highwater yet it cannot say, so no."""
+    def caught_up(source: Source, partition: int, last_seen: int | None, as_of_ms: int) -> bool:
+        """The consumer's view: the highwater from its latest fetch response, if that response
+        came at `as_of_ms` or later, against the last record we saw, or (none seen since
+        assignment) the committed offset it started from. Without such a fetch, no."""
         tp = TP(topic_of_source[source], partition)
         try:
+            # aiokafka's time of the fetch response the highwater came with (Faust does not
+            # pass it on; read-only use of its consumer thread)
+            client = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+            fetched_at_ms = client.last_poll_timestamp(tp)
             highwater = app.consumer.highwater(tp)
         except Exception:  # not assigned (any more), or never fetched: unknown
             return False
-        if highwater is None:
+        if highwater is None or fetched_at_ms is None or fetched_at_ms < as_of_ms:
             return False
         if last_seen is not None:
             return bool(last_seen + 1 >= highwater)
@@ -196,6 +208,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         merge_delay_ms=int(settings.merge_delay_seconds * 1000),
         owns=owns,
         observe_latency=observe_latency,
+        hand_over=lambda _partition: table.hand_over(owns),
     )
     metrics = WorkerMetrics(loop, worker_facts(app, loop, source_of))
     metrics_observer.append(metrics)
@@ -245,7 +258,11 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         loop.revoke({tp.partition for tp in revoked if tp.topic == topics.purchases})
 
+    async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        loop.assign({tp.partition for tp in assigned if tp.topic == topics.purchases})
+
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     register_views(app, table, loop, program, settings, metrics)
 

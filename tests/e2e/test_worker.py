@@ -23,6 +23,7 @@ from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.audit import (
     AuditReport,
+    Reference,
     audit,
     read_input_log,
     read_output_log,
@@ -116,7 +117,9 @@ def publish(cluster: Cluster, codec: Codec, config: SimulationConfig) -> int:
     return publisher.tally.acknowledged
 
 
-def assert_matches_reference(cluster: Cluster, codec: Codec) -> None:
+def assert_matches_reference(
+    cluster: Cluster, codec: Codec, states: AuditReport | None = None
+) -> None:
     log = read_input_log(cluster.bootstrap, cluster.topics)
     reference = reference_fold(log, load_program(DEFAULT_RULES), codec, cluster.topics,
                                TEST_PARTITIONS)  # fmt: skip
@@ -126,11 +129,44 @@ def assert_matches_reference(cluster: Cluster, codec: Codec) -> None:
     unexpected = set(produced.ids) - set(expected)
     by_id = {sent.event_id: sent for sent in reference.outputs}
     missing_kinds = [
-        (by_id[i].kind, codec.decode(by_id[i].value).record.get("caused_by")) for i in missing
+        (by_id[i].kind, by_id[i].key, codec.decode(by_id[i].value).record.get("caused_by"))
+        for i in missing
     ]
-    assert not missing, f"{len(missing)} output events never produced: {missing_kinds[:10]}"
-    assert not unexpected, f"{len(unexpected)} output events the reference does not have"
+    differing = [] if states is None else [str(m) for m in states.mismatches[:15]]
+    assert not missing, (
+        f"{len(missing)} output events never produced: {missing_kinds[:10]}; "
+        f"states differing: {differing}"
+    )
+    assert not unexpected, (
+        f"{len(unexpected)} output events the reference does not have: "
+        f"{describe_outputs(cluster, codec, reference, unexpected)}"
+    )
     assert produced.dead_letters >= reference.dead_letters()
+
+
+def describe_outputs(
+    cluster: Cluster, codec: Codec, reference: Reference, event_ids: set[str], limit: int = 5
+) -> list[str]:
+    """The first few of `event_ids` as produced, each with what the reference sent for the
+    same customer and kind, so that a failure says how the two differ."""
+    lines: list[str] = []
+    for topic in cluster.topics.outputs:
+        for message in read_topic(cluster.bootstrap, topic):
+            record = codec.decode(message.value() or b"").record
+            if record["event_id"] not in event_ids or len(lines) >= limit:
+                continue
+            same = [
+                (r["occurred_at"].isoformat(), r["caused_by"])
+                for sent in reference.outputs
+                if sent.topic == topic and sent.key == message.key()
+                for r in [codec.decode(sent.value).record]
+            ]
+            lines.append(
+                f"{topic} {record['customer_id']} at {record['occurred_at'].isoformat()} "
+                f"caused by {record['caused_by']} (partition {message.partition()} offset "
+                f"{message.offset()}); the reference sent {same}"
+            )
+    return lines
 
 
 def audit_states(cluster: Cluster) -> AuditReport:
@@ -174,22 +210,7 @@ def test_bad_input_is_dead_lettered_and_good_input_applied(cluster: Cluster, cod
     assert sent == 800
 
 
-@pytest.mark.parametrize(
-    "cluster",
-    [
-        "at_least_once",
-        pytest.param(
-            "exactly_once",
-            marks=pytest.mark.xfail(
-                reason="open: under exactly_once a SIGKILL still loses ~2% of outputs: Faust's "
-                "memory store keeps a revoked partition's data (aborted writes included) and "
-                "its recovery resumes from offsets it read before; see the README",
-                strict=False,
-            ),
-        ),
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("cluster", ["at_least_once", "exactly_once"], indirect=True)
 def test_sigkilled_workers_lose_and_double_nothing(cluster: Cluster, codec: Codec) -> None:
     first, second = cluster.add(), cluster.add()
     first.wait_ready()
@@ -217,8 +238,8 @@ def test_sigkilled_workers_lose_and_double_nothing(cluster: Cluster, codec: Code
             worker.start()
     cluster.wait_idle(timeout_s=600)
     assert kills >= 3
-    assert_matches_reference(cluster, codec)
-    report = audit_states(cluster)
+    report = audit_states(cluster)  # first, so that a failure below shows the states too
+    assert_matches_reference(cluster, codec, report)
     assert report.customers_differing == 0, [str(m) for m in report.mismatches[:10]]
     produced = read_output_log(cluster.bootstrap, cluster.topics, codec)
     if cluster.env["LOYALTY_PROCESSING_GUARANTEE"] == "exactly_once":
