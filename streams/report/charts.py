@@ -162,12 +162,13 @@ def cohort_section(figures: Figures) -> Section:
         )
         figure.update_yaxes(autorange="reversed", type="category")
         figure.update_layout(height=max(360, 40 + 22 * len(retention)))
-        first = retention.index[0]
-        after = _share(retention.loc[first, 1]) if 1 in retention.columns else None
+        largest = str(c.sizes.idxmax())
+        after = _share(retention.loc[largest, 1]) if 1 in retention.columns else None
         month_one = _share(retention[1].mean()) if 1 in retention.columns else None
         reading = (
-            f"Cohort {first}: {percent(after)} bought again "
-            f"the month after their first purchase; over all cohorts, {percent(month_one)} "
+            f"Cohort {largest} ({int(c.sizes[largest]):,} customers, the largest): "
+            f"{percent(after)} bought again the month after their first purchase; over all "
+            f"cohorts, {percent(month_one)} "
             "on average. " + repeat
         )
         charts.append(Chart("chart-cohorts", figure, reading))

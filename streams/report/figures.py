@@ -33,6 +33,7 @@ PARETO_POINTS = 500  # the curve is drawn through at most this many points
 P_ALIVE_BINS = 20
 CLV_HORIZON_DAYS = 365
 TOP_CUSTOMERS = 10
+REWARD_KINDS = ("PUNCH_CARD", "SERVICE_RECOVERY")  # the Avro enum loyalty.v1.RewardKind
 
 
 @dataclass(frozen=True)
@@ -447,7 +448,7 @@ def economics(customers: pd.DataFrame, history: HistoryFrames | None) -> Economi
         rewards.groupby(["month", "reward_kind"])
         .size()
         .unstack(fill_value=0)
-        .reindex(liability.index, fill_value=0)
+        .reindex(index=liability.index, columns=list(REWARD_KINDS), fill_value=0)
     )
     earned_total = int(monthly["earned"].sum())
     breakage = int(monthly["expired"].sum()) / earned_total if earned_total > 0 else None
