@@ -75,10 +75,10 @@ def main(
         history = directory / "events.jsonl"
         if screenshot is not None:
             _run("simulate", "--customers", "2000", "--events", "50000", "--out", str(history))
-            report = directory / "report.html"
-            _run("report", str(history), "--out", str(report))
+            page = directory / "report.html"
+            _run("report", str(history), "--out", str(page))
             screenshot.parent.mkdir(parents=True, exist_ok=True)
-            _screenshot(report, screenshot)
+            _screenshot(page, screenshot)
             typer.echo(f"wrote {screenshot}")
             return
         simulated = _run(
