@@ -104,7 +104,9 @@ def report(
     else:
         workers = worker or [f"http://127.0.0.1:{settings.web_port}"]
         try:
-            summary = report_from_workers(workers, settings.partitions, program, out, as_of=moment)
+            summary = report_from_workers(
+                workers, settings.partitions, program, out, as_of=moment, progress=bars
+            )
         except LiveReadError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(EXIT_NO_WORKERS) from None

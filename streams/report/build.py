@@ -90,9 +90,14 @@ def report_from_workers(
     out: Path,
     *,
     as_of: datetime | None = None,
+    progress: ProgressFactory | None = None,
 ) -> ReportSummary:
     started = time.monotonic()
-    live = read_live(workers, partitions, as_of)
+    if progress is None:
+        live = read_live(workers, partitions, as_of)
+    else:
+        with progress("reading the workers", None) as advance:
+            live = read_live(workers, partitions, as_of, advance)
     reading = time.monotonic() - started
     source = "the live workers at " + ", ".join(workers)
     report = ReportInput(program, live.as_of, live.customers, None, source)

@@ -151,3 +151,19 @@ def test_month_starts_cover_every_month_after_the_first_up_to_as_of(tmp_path: Pa
 
     moments = month_starts(parse_as_of("2024-11-15"), parse_as_of("2025-02-01"))
     assert [m.isoformat()[:10] for m in moments] == ["2024-12-01", "2025-01-01", "2025-02-01"]
+
+
+def test_the_report_does_not_load_the_worker() -> None:
+    """Figures, charts and the page are pure over frames: no Faust, no worker, no Kafka."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, streams.report.build, streams.report.figures, streams.report.charts;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faust', 'aiokafka', "
+        "'confluent_kafka') or m.startswith('streams.worker')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
