@@ -224,7 +224,12 @@ def activity_section(figures: Figures, money: Money) -> Section:
             yaxis=f"average check ({money.currency})",
         )
         figure.update_layout(
-            yaxis2={"title": "visits per customer", "overlaying": "y", "side": "right"}
+            yaxis2={
+                "title": "visits per customer",
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+            }
         )
         first, last = monthly.index[0], monthly.index[-1]
         reading = (
@@ -342,7 +347,13 @@ def feedback_section(figures: Figures, sla_hours: int) -> Section:
         )
         figure.update_layout(
             barmode="stack",
-            yaxis2={"title": "NPS", "overlaying": "y", "side": "right", "range": [-100, 100]},
+            yaxis2={
+                "title": "NPS",
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+                "range": [-100, 100],
+            },
         )
         _layout(
             figure,
@@ -381,7 +392,8 @@ def feedback_section(figures: Figures, sla_hours: int) -> Section:
             mode="lines+markers",
         )
         figure.update_layout(
-            barmode="group", yaxis2={"title": "hours", "overlaying": "y", "side": "right"}
+            barmode="group",
+            yaxis2={"title": "hours", "overlaying": "y", "side": "right", "showgrid": False},
         )
         _layout(figure, "Complaints by month", xaxis="month", yaxis="complaints")
         median = f.median_hours_to_resolve
@@ -444,7 +456,7 @@ def churn_section(figures: Figures, money: Money) -> Section:
     )
     figure2.update_layout(
         barmode="group",
-        yaxis2={"title": money.currency, "overlaying": "y", "side": "right"},
+        yaxis2={"title": money.currency, "overlaying": "y", "side": "right", "showgrid": False},
     )
     _layout(
         figure2,
@@ -569,7 +581,12 @@ def economics_section(figures: Figures) -> Section:
         )
         figure.update_layout(
             barmode="relative",
-            yaxis2={"title": "points outstanding", "overlaying": "y", "side": "right"},
+            yaxis2={
+                "title": "points outstanding",
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+            },
         )
         _layout(figure, "Points liability and breakage by month", xaxis="month", yaxis="points")
         reading = (

@@ -45,8 +45,20 @@ class ReportInput:
     source: str  # the file or the workers, in words
 
 
+def _month_number(at: pd.Series) -> pd.Series:
+    """Months since year 0 (integers subtract: months between two purchases)."""
+    return at.dt.year * 12 + at.dt.month - 1
+
+
+def _month_label(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
 def _month(at: pd.Series) -> pd.Series:
-    return at.dt.strftime("%Y-%m")
+    """`YYYY-MM` of each time (UTC); formatted once per distinct month, not per row."""
+    numbers = _month_number(at)
+    labels = {number: _month_label(int(number)) for number in numbers.dropna().unique()}
+    return numbers.map(labels)
 
 
 # ---- revenue concentration --------------------------------------------------------------------
@@ -103,19 +115,19 @@ def cohorts(customers: pd.DataFrame, history: HistoryFrames | None) -> Cohorts:
     retention = None
     if history is not None and len(history.purchases):
         purchases = history.purchases
-        months = pd.PeriodIndex(purchases["at"].dt.tz_localize(None), freq="M")
-        active = pd.DataFrame({"customer_id": purchases["customer_id"], "month": months})
-        active = active.drop_duplicates()
+        active = pd.DataFrame(
+            {"customer_id": purchases["customer_id"], "month": _month_number(purchases["at"])}
+        ).drop_duplicates()
         first = active.groupby("customer_id")["month"].transform("min")
-        active["cohort"] = first.astype(str)
-        active["since"] = (active["month"] - first).apply(lambda offset: offset.n)
+        active["cohort"] = first
+        active["since"] = active["month"] - first
         counts = active.groupby(["cohort", "since"]).size().unstack(fill_value=0)
         retention = counts.div(counts[0], axis=0)
         # months not yet lived by a cohort are blank, not 0 %
-        last = max(active["month"])
-        for cohort in retention.index:
-            lived = (last - pd.Period(cohort, freq="M")).n
-            retention.loc[cohort, retention.columns > lived] = np.nan
+        lived = int(active["month"].max()) - retention.index.to_numpy()
+        retention = retention.mask(retention.columns.to_numpy()[None, :] > lived[:, None])
+        retention.index = [_month_label(int(number)) for number in retention.index]
+        retention.index.name = "cohort"
     return Cohorts(
         retention=retention,
         sizes=sizes,
