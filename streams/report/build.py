@@ -11,7 +11,7 @@ from streams.core import Program
 from streams.report import charts, page
 from streams.report.figures import Figures, ReportInput, compute
 from streams.report.history import ProgressFactory, fold_history
-from streams.report.live import read_live
+from streams.report.live import LiveReadError, read_live
 from streams.tools.replay import ReplaySummary
 
 TITLE = "Loyalty program report"
@@ -73,6 +73,8 @@ def report_from_history(
     started = time.monotonic()
     folded = fold_history(events, program, as_of, default_type=default_type, progress=progress)
     folding = time.monotonic() - started
+    if folded.customers.empty:
+        raise ValueError(f"no event of {events} is on or before {folded.as_of}: nothing to report")
     report = ReportInput(program, folded.as_of, folded.customers, folded.history, str(events.name))
     figures, computing, rendering = write_report(report, out, HISTORY_NOTE)
     return ReportSummary(
@@ -99,6 +101,8 @@ def report_from_workers(
         with progress("reading the workers", None) as advance:
             live = read_live(workers, partitions, as_of, advance)
     reading = time.monotonic() - started
+    if live.customers.empty:
+        raise LiveReadError(f"the workers at {', '.join(workers)} hold no customer yet")
     source = "the live workers at " + ", ".join(workers)
     report = ReportInput(program, live.as_of, live.customers, None, source)
     figures, computing, rendering = write_report(report, out, LIVE_NOTE)

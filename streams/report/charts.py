@@ -174,7 +174,11 @@ def cohort_section(figures: Figures) -> Section:
         charts.append(Chart("chart-cohorts", figure, reading))
         tables.append(("retention by cohort (share still buying)", retention.round(4)))
     else:
-        notes.append(HISTORY_ONLY.replace("this chart", "the retention heatmap"))
+        notes.append(
+            HISTORY_ONLY.replace("this chart", "the retention heatmap")
+            if figures.report.history is None
+            else "No purchase in this history: no cohort to follow."
+        )
     figure = go.Figure(
         go.Bar(
             x=list(c.repeat_by_cohort.index),
@@ -240,7 +244,7 @@ def activity_section(figures: Figures, money: Money) -> Section:
         )
         charts.append(Chart("chart-check", figure, reading))
         tables.append(("by month", monthly.round(2)))
-    if a.tiers_monthly is not None and a.stages_monthly is not None:
+    if a.tiers_monthly is not None and a.stages_monthly is not None and len(a.tiers_monthly):
         for chart_id, frame, what in (
             ("chart-tiers", a.tiers_monthly, "tier"),
             ("chart-stages", a.stages_monthly, "stage"),
@@ -281,10 +285,11 @@ def activity_section(figures: Figures, money: Money) -> Section:
                 for name, n in series.items()
             )
             charts.append(Chart(chart_id, figure, f"Now: {shares}."))
-        notes.append(
-            HISTORY_ONLY.replace("this chart needs", "tiers, stages and checks over time need")
-        )
-    if a.tier_moves is not None:
+        if figures.report.history is None:
+            notes.append(
+                HISTORY_ONLY.replace("this chart needs", "tiers, stages and checks over time need")
+            )
+    if a.tier_moves is not None and len(a.tier_moves):
         moves = a.tier_moves
         figure = go.Figure()
         figure.add_bar(x=list(moves.index), y=moves["up"], name="moves up", marker_color=PALETTE[2])
@@ -407,7 +412,11 @@ def feedback_section(figures: Figures, sla_hours: int) -> Section:
         tables.append(("complaints by month", monthly.round(2)))
     else:
         notes.append(complaints_now)
-        notes.append(HISTORY_ONLY.replace("this chart needs", "NPS and complaints by month need"))
+        notes.append(
+            HISTORY_ONLY.replace("this chart needs", "NPS and complaints by month need")
+            if figures.report.history is None
+            else "No complaint was opened in this history."
+        )
     return Section(
         "feedback",
         "NPS and complaints",

@@ -167,3 +167,36 @@ def test_the_report_does_not_load_the_worker() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_history_of_purchases_only_still_makes_every_section(tmp_path: Path) -> None:
+    events = tmp_path / "purchases.csv"
+    events.write_text(
+        "type,event_id,customer_id,occurred_at,total\n"
+        "purchase,p1,a,2025-01-05T10:00:00Z,10.00\n"
+        "purchase,p2,b,2025-02-05T10:00:00Z,20.00\n"
+    )
+    out = tmp_path / "report.html"
+    summary = report_from_history(events, PROGRAM, out, as_of=parse_as_of("2025-02-10"))
+    assert summary.figures.feedback.nps_now is None
+    assert summary.figures.pareto.top_share == pytest.approx(2 / 3)  # b, the top 1 of 2
+    page = out.read_text()
+    assert "NPS now n/a over 0 customers" in page
+    assert "No complaint was opened in this history." in page
+    assert "current state only" not in page  # that is the live report's note
+
+
+def test_nothing_before_as_of_is_an_error_in_words(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "type,event_id,customer_id,occurred_at,total\npurchase,p1,a,2025-01-05T10:00:00Z,10.00\n"
+    )
+    result = CliRunner().invoke(
+        app, ["report", str(events), "--as-of", "2024-01-01", "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 2
+    assert "nothing to report" in result.output
