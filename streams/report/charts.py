@@ -233,6 +233,8 @@ def activity_section(figures: Figures, money: Money) -> Section:
                 "overlaying": "y",
                 "side": "right",
                 "showgrid": False,
+                "tickmode": "auto",
+                "tickformat": ".2f",
             }
         )
         first, last = monthly.index[0], monthly.index[-1]
@@ -357,6 +359,7 @@ def feedback_section(figures: Figures, sla_hours: int) -> Section:
                 "overlaying": "y",
                 "side": "right",
                 "showgrid": False,
+                "tickmode": "auto",
                 "range": [-100, 100],
             },
         )
@@ -398,7 +401,13 @@ def feedback_section(figures: Figures, sla_hours: int) -> Section:
         )
         figure.update_layout(
             barmode="group",
-            yaxis2={"title": "hours", "overlaying": "y", "side": "right", "showgrid": False},
+            yaxis2={
+                "title": "hours",
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+                "tickmode": "auto",
+            },
         )
         _layout(figure, "Complaints by month", xaxis="month", yaxis="complaints")
         median = f.median_hours_to_resolve
@@ -465,7 +474,13 @@ def churn_section(figures: Figures, money: Money) -> Section:
     )
     figure2.update_layout(
         barmode="group",
-        yaxis2={"title": money.currency, "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis2={
+            "title": money.currency,
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "tickmode": "auto",
+        },
     )
     _layout(
         figure2,
@@ -595,6 +610,7 @@ def economics_section(figures: Figures) -> Section:
                 "overlaying": "y",
                 "side": "right",
                 "showgrid": False,
+                "tickmode": "auto",
             },
         )
         _layout(figure, "Points liability and breakage by month", xaxis="month", yaxis="points")
