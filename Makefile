@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 LOYALTY := $(VENV)/bin/loyalty
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: help install kafka-jars test demo lint format check bench bench-quick clean
+.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick clean
 
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
@@ -30,7 +30,15 @@ install: $(SYNCED)
 kafka-jars: $(SYNCED)
 	$(LOYALTY) kafka fetch
 
-test: install kafka-jars
+# The report's browser test (tests/report/test_browser.py) drives Debian's chromium: installed
+# when missing, nothing done when it is there; where there is no apt-get the test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "no apt-get: the report's browser test will be skipped"; fi; }
+
+test: install kafka-jars browser
 	$(VENV)/bin/pytest
 
 demo: install kafka-jars

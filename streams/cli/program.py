@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli import churn
+from streams.cli import churn, report
 from streams.cli.options import Rules, load_settings
 
 PANEL = "Program: rules and analysis"
@@ -35,11 +35,12 @@ rules_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    """Adds the program commands to the root app: `rules check`, `replay`, and `churn ...`
-    (the churn model's commands live in streams/cli/churn.py)."""
+    """Adds the program commands to the root app: `rules check`, `replay`, `churn ...`
+    (streams/cli/churn.py) and `report` (streams/cli/report.py)."""
     app.add_typer(rules_app, name="rules", rich_help_panel=PANEL)
     app.command(rich_help_panel=PANEL, help=REPLAY_HELP)(replay)
     churn.register(app, panel=PANEL)
+    report.register(app, panel=PANEL)
 
 
 @rules_app.command("check", help=CHECK_HELP)

@@ -111,6 +111,9 @@ def _sort_key(pair: tuple[InputEvent, int]) -> datetime:
     return pair[0].occurred_at
 
 
+Checkpoint = Callable[[datetime, dict[str, CustomerState]], None]
+
+
 def fold_events(
     events: list[tuple[InputEvent, int]],
     program: Program,
@@ -118,15 +121,34 @@ def fold_events(
     summary: ReplaySummary,
     on_output: Callable[[OutputEvent], None] | None = None,
     progress: Progress | None = None,
+    *,
+    on_applied: Callable[[InputEvent], None] | None = None,
+    checkpoints: tuple[datetime, ...] = (),
+    on_checkpoint: Checkpoint | None = None,
 ) -> dict[str, CustomerState]:
-    """Every customer's state after their events up to as_of, advanced to as_of."""
+    """Every customer's state after their events up to as_of, advanced to as_of.
+
+    For history over time (`loyalty report`): `on_applied` sees every event that changed a
+    state, and at each moment of `checkpoints` (ascending; those after as_of are ignored),
+    before the first event at or after it, every state is advanced to it, as a worker does
+    at due times, and `on_checkpoint(moment, states)` is called. The core makes that change
+    nothing: advance(advance(s, t1), t2) == advance(s, t2) and `apply` advances first, so the
+    final states and the output events (same ids, each stamped with its due time) are the
+    ones without checkpoints; only the order in which `on_output` sees them differs."""
     states: dict[str, CustomerState] = {}
+    pending = [moment for moment in checkpoints if moment <= as_of]
+    next_checkpoint = 0
     for event, line in events:
         if progress is not None:
             progress(1)
         if event.occurred_at > as_of:
             summary.after_as_of += 1
             continue
+        while next_checkpoint < len(pending) and event.occurred_at >= pending[next_checkpoint]:
+            _checkpoint(states, pending[next_checkpoint], program, summary, on_output)
+            if on_checkpoint is not None:
+                on_checkpoint(pending[next_checkpoint], states)
+            next_checkpoint += 1
         customer_id = event.customer_id
         state = states.get(customer_id)
         if state is None:
@@ -141,14 +163,35 @@ def fold_events(
             continue
         summary.applied += 1
         states[customer_id] = new_state
+        if on_applied is not None:
+            on_applied(event)
         if outputs:
             _count(outputs, summary, on_output)
+    for moment in pending[next_checkpoint:]:
+        _checkpoint(states, moment, program, summary, on_output)
+        if on_checkpoint is not None:
+            on_checkpoint(moment, states)
     for customer_id, state in states.items():
         states[customer_id], outputs = advance(state, as_of, program)
         if outputs:
             _count(outputs, summary, on_output)
     summary.customers = len(states)
     return states
+
+
+def _checkpoint(
+    states: dict[str, CustomerState],
+    moment: datetime,
+    program: Program,
+    summary: ReplaySummary,
+    on_output: Callable[[OutputEvent], None] | None,
+) -> None:
+    for customer_id, state in states.items():
+        advanced, outputs = advance(state, moment, program)
+        if advanced is not state:
+            states[customer_id] = advanced
+        if outputs:
+            _count(outputs, summary, on_output)
 
 
 def _count(

@@ -239,6 +239,35 @@ def test_stats_of_both_workers_add_up_to_every_customer(run: Run) -> None:
     )
 
 
+def test_the_live_report_reads_every_customer_from_both_workers(run: Run) -> None:
+    """`loyalty report --live`: the pages of every worker at one moment, checked against their
+    /stats, give the reference's figures; a worker left out is an error naming its partitions."""
+    from streams.core import net_promoter_score
+    from streams.report.build import report_from_workers
+
+    as_of = run.as_of
+    urls = [run.url(worker, "") for worker in run.workers]
+    out = run.work_dir / "live-report.html"
+    summary = report_from_workers(urls, TEST_PARTITIONS, PROGRAM, out, as_of=as_of)
+    lines = [expected_line(run, key, as_of) for key in run.reference.table]
+    figures = summary.figures
+    assert summary.mismatches == []
+    assert figures.customers == len(lines)
+    assert figures.economics.liability_now == sum(x["points"] for x in lines)
+    assert figures.activity.tiers_now.to_dict() == {
+        tier: sum(1 for x in lines if x["tier"] == tier) for tier in PROGRAM.tier_names
+    }
+    scores = [x["nps_score"] for x in lines if x["nps_score"] is not None]
+    assert figures.feedback.nps_now == pytest.approx(net_promoter_score(scores, PROGRAM))
+    assert figures.pareto.revenue_minor == sum(x["lifetime_spend_minor"] for x in lines)
+    assert figures.activity.monthly is None  # the live state has no history
+    assert "shows the workers&#x27; current state only" in out.read_text()
+
+    one_worker = run.cli("report", "--live", "--worker", urls[0], "--out", str(out))
+    assert one_worker.returncode == 2
+    assert "no worker given owns partition" in one_worker.stderr
+
+
 def scrape(run: Run, worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """A worker's /metrics, parsed by prometheus_client: (sample name, labels) -> value."""
     with urllib.request.urlopen(run.url(worker, "/metrics"), timeout=20) as response:
