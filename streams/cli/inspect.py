@@ -147,9 +147,7 @@ def export(
     program = load_program(settings.rules)
     try:
         with progress_bar("reading the changelog", None, unit="records") as advance:
-            summary = export_states(
-                settings.bootstrap_servers, settings.app_id, program, moment, out, advance
-            )
+            summary = export_states(settings.kafka, settings.app_id, program, moment, out, advance)
     except ExportError as error:
         raise _fail(str(error)) from error
     typer.echo(f"{summary.describe()} -> {out}", err=True)
@@ -191,7 +189,7 @@ def tail(
     name = resolve_topic(topic, TopicNames.from_settings(settings))
     try:
         for message in tail_topic(
-            settings.bootstrap_servers,
+            settings.kafka,
             name,
             last=lines,
             from_beginning=from_beginning,
@@ -235,13 +233,13 @@ def status(
     topics = list(TopicNames.from_settings(settings).inputs)
     if wait_idle:
         try:
-            wait_until_idle(settings.bootstrap_servers, settings.app_id, topics, timeout)
+            wait_until_idle(settings.kafka, settings.app_id, topics, timeout)
         except TimeoutError as error:
             raise _fail(str(error), EXIT_NOT_IDLE) from error
         except LookupError as error:
             raise _fail(f"unknown topic {error}", EXIT_NOT_IDLE) from error
     try:
-        group = group_status(settings.bootstrap_servers, settings.app_id, topics)
+        group = group_status(settings.kafka, settings.app_id, topics)
     except LookupError as error:
         raise _fail(str(error)) from error
     if as_json:

@@ -199,7 +199,7 @@ def create_topics(
     try:
         names = TopicNames(settings.topic_prefix)
         outcomes = ensure_topics(
-            settings.bootstrap_servers,
+            settings.kafka,
             names.all,
             settings.partitions,
             settings.replication_factor,
@@ -218,7 +218,7 @@ def list_topics(bootstrap_servers: BootstrapServers = None) -> None:
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
     try:
-        counts = broker_topics(settings.bootstrap_servers)
+        counts = broker_topics(settings.kafka)
     except BrokerError as error:
         raise _fail(str(error)) from error
     if not counts:

@@ -25,6 +25,7 @@ import structlog
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams.broker.security import faust_broker_options
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.contract import make_codec
 from streams.program import load_program
@@ -44,16 +45,12 @@ def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
 
-def faust_broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
-
-
 def prepare_topics(settings: Settings) -> None:
     """Our topics and the tick topic exist with the configured partition count (the
     changelog is Faust's to create)."""
     topics = TopicNames(settings.topic_prefix)
     ensure_topics(
-        settings.bootstrap_servers,
+        settings.kafka,
         [*topics.all, ticks_topic_name(settings)],
         settings.partitions,
         settings.replication_factor,
@@ -87,7 +84,8 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     app = faust.App(
         settings.app_id,
-        broker=faust_broker_url(settings.bootstrap_servers),
+        # broker and broker_credentials: the connection every client of ours makes
+        **faust_broker_options(settings.kafka),
         store=store_url(settings),
         datadir=str(local_store_dir(settings)),
         topic_partitions=settings.partitions,
