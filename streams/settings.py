@@ -100,6 +100,16 @@ class Settings(BaseSettings):
         description="how long a record waits for one published just before "
         "it on the partition's other input topic, when that topic looks idle",
     )
+    log_key: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC-SHA256 that pseudonymises customer ids in the worker's "
+        "logs; unset: a plain SHA-256",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the worker's HTTP API requires (except /healthz, /readyz); "
+        "unset: no token",
+    )
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb", description="where the worker keeps its table locally"
     )

@@ -97,12 +97,19 @@ def customer(
     import urllib.request
 
     _as_of(as_of)  # a bad value is the user's to fix before any request
-    base = worker or f"http://127.0.0.1:{load_settings(web_port=web_port).web_port}"
+    settings = load_settings(web_port=web_port)
+    base = worker or f"http://127.0.0.1:{settings.web_port}"
+    if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+        raise typer.BadParameter(f"--worker {base}: give the worker's http:// or https:// URL")
     url = f"{base.rstrip('/')}/customers/{urllib.parse.quote(customer_id, safe='')}"
     if as_of:
         url += "?" + urllib.parse.urlencode({"as_of": as_of})
+    token = settings.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
+        request = urllib.request.Request(url, headers=headers)
+        # bandit B310 (file:// and custom schemes): the scheme was checked above
+        with urllib.request.urlopen(request, timeout=15) as response:  # nosec B310
             body = json.load(response)
     except urllib.error.HTTPError as error:
         try:

@@ -135,7 +135,10 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
                     time.sleep(1.0)  # the last outputs reach the watcher
             finally:
                 watcher.stop()
-            figures = read_metrics(f"http://127.0.0.1:{worker.web_port}/metrics")
+            figures = read_metrics(
+                f"http://127.0.0.1:{worker.web_port}/metrics",
+                token=settings.api_token.get_secret_value() if settings.api_token else None,
+            )
             console.print(f"\nread back from {figures.url}:", soft_wrap=True)
             console.print(_metrics_table(figures, program.tier_names))
             console.print(f"\nworker log: {worker.log_path}")

@@ -31,6 +31,7 @@ from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
 from streams.worker.envelope import CUSTOMER_TABLE
+from streams.worker.http_guard import api_guard
 from streams.worker.loop import WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
 from streams.worker.ordering import Source
@@ -55,6 +56,10 @@ def prepare_topics(settings: Settings) -> None:
         settings.partitions,
         settings.replication_factor,
     )
+
+
+def api_token(settings: Settings) -> str | None:
+    return settings.api_token.get_secret_value() if settings.api_token else None
 
 
 def local_store_dir(settings: Settings) -> Path:
@@ -108,6 +113,8 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         # the URL other workers forward customer requests to
         web_host=settings.web_host,
         web_in_thread=False,
+        # read-only, the bearer token, JSON errors without tracebacks: see http_guard
+        web_application_options={"middlewares": [api_guard(api_token(settings))]},
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -5,14 +5,18 @@ and our consumers read; wrong ones end with our message, in bounded time, and wr
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -41,6 +45,7 @@ pytestmark = pytest.mark.broker
 
 WORKER_USER, WORKER_PASSWORD = "loyalty-worker", "worker-secret-9d1c"
 PUBLISHER_USER, PUBLISHER_PASSWORD = "loyalty-publisher", "publisher-secret-51ab"
+TOKEN = "api-token-for-tests-3f2e"
 
 
 @dataclass(frozen=True)
@@ -149,13 +154,24 @@ def test_publisher_worker_and_readers_over_sasl_ssl(
         "LOYALTY_CLOCK": "event",
         "LOYALTY_LATE_GRACE_SECONDS": "0",
     }
-    worker = WorkerProcess("secure-worker", tmp_path, free_port(), worker_env).start()
+    workers = [
+        WorkerProcess(
+            f"secure-{i}", tmp_path, free_port(), {**worker_env, "LOYALTY_API_TOKEN": TOKEN}
+        )
+        for i in range(2)
+    ]
     try:
-        worker.wait_ready()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.wait_ready()
         wait_idle(worker_kafka, app_id, topics.inputs, timeout_s=180)
-        assert worker.alive()
+        for worker in workers:
+            worker.wait_ready()
+        assert_api_asks_the_token_and_forwards_it(workers)
     finally:
-        worker.kill()
+        for worker in workers:
+            worker.kill()
 
     produced = read_output_log(worker_kafka, topics, make_codec(Settings()))
     assert sum(produced.ids.values()) > 0
@@ -165,6 +181,44 @@ def test_publisher_worker_and_readers_over_sasl_ssl(
     assert settings.kafka.security.protocol == "SASL_SSL"
     report = audit(settings, view_only=True)
     assert report.ok, report.mismatches[:10]
+
+
+def http_get(worker: WorkerProcess, path: str, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{worker.web_port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def assert_api_asks_the_token_and_forwards_it(workers: list[WorkerProcess]) -> None:
+    owned = {
+        worker.web_port: [
+            line["customer_id"]
+            for line in http_get(worker, "/customers?limit=1000", TOKEN)[1]["customers"]
+        ]
+        for worker in workers
+    }
+    first, second = owned.values()
+    assert first and second and not set(first) & set(second)
+    for worker in workers:
+        assert http_get(worker, "/customers?limit=10", None)[0] == 401
+        assert http_get(worker, "/metrics", None)[0] == 401
+        assert http_get(worker, "/readyz", None)[0] == 200
+        for port, customers in owned.items():
+            status, body = http_get(worker, f"/customers/{customers[0]}", TOKEN)
+            # the other worker's customers are forwarded to it, with the token
+            assert status == 200, body
+            assert body["served_by"].endswith(f":{port}")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{workers[0].web_port}/customers/x", method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=20)
+    assert refused.value.code == 405
 
 
 def test_mutual_tls_publishes_and_reads_with_librdkafka_and_aiokafka(
