@@ -24,7 +24,7 @@ from __future__ import annotations
 import atexit
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -47,10 +47,19 @@ def _kill_leftover_brokers() -> None:
         broker.kill()
 
 
-def start_test_broker(data_dir: Path, secure: SecureListeners | None = None) -> EmbeddedKafka:
+def start_test_broker(
+    data_dir: Path,
+    secure: SecureListeners | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> EmbeddedKafka:
     """A broker tied to this session (killed at exit whatever happens), started."""
     broker = EmbeddedKafka(
-        data_dir, port=free_port(), controller_port=free_port(), detached=False, secure=secure
+        data_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        detached=False,
+        secure=secure,
+        overrides=overrides,
     )
     _started.append(broker)
     try:

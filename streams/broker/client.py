@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING
 
 from streams.broker.errors import BrokerUnreachableError
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 # librdkafka prints every refused connection to stderr; while we poll a broker that is still
 # starting that is noise, so its log lines go to this logger instead (silent by default).
 RDKAFKA_LOGGER = logging.getLogger("streams.broker.rdkafka")
+
+# The consumer groups of our read-only tools (audit, tail, export, census, status, the demo's
+# watcher): librdkafka wants a group id even for a consumer that only assigns partitions, and
+# asks for its coordinator, which needs an ACL. One prefix, so that one prefixed ACL grants
+# them all and nothing of the workers' group (streams/tools/acls.py).
+READER_GROUP_PREFIX = "loyalty-reader-"
+
+
+def reader_group(purpose: str) -> str:
+    """A throwaway group id of one read-only consumer."""
+    return f"{READER_GROUP_PREFIX}{purpose}-{uuid.uuid4().hex[:12]}"
 
 
 def admin_client(kafka: KafkaTarget) -> AdminClient:

@@ -4,13 +4,13 @@ latest events, for the demo's live view."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Consumer
 
+from streams.broker.client import reader_group
 from streams.broker.security import KafkaTarget, librdkafka_config
 from streams.contract import Codec
 
@@ -25,7 +25,7 @@ class OutputWatcher:
             librdkafka_config(
                 kafka,
                 {
-                    "group.id": f"loyalty-watch-{uuid.uuid4().hex[:8]}",
+                    "group.id": reader_group("watch"),
                     "auto.offset.reset": "earliest",
                     "enable.auto.commit": False,
                 },

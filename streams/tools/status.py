@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-from streams.broker.client import admin_client, cluster_metadata
+from streams.broker.client import admin_client, cluster_metadata, reader_group
 from streams.broker.security import KafkaTarget, librdkafka_config
 
 
@@ -81,7 +81,7 @@ def group_status(kafka: KafkaTarget, group: str, topics: list[str]) -> GroupStat
         (tp.topic, tp.partition): tp.offset
         for tp in admin.list_consumer_group_offsets(request)[group].result().topic_partitions
     }
-    consumer = Consumer(librdkafka_config(kafka, {"group.id": f"{group}-status"}))
+    consumer = Consumer(librdkafka_config(kafka, {"group.id": reader_group("status")}))
     status = GroupStatus(group, str(described.state).rsplit(".", 1)[-1], members)
     try:
         for tp in partitions:

@@ -4,7 +4,6 @@ lines: the last few, every one from the beginning, and (following) new ones as t
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Generator
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from streams.broker.client import cluster_metadata
+from streams.broker.client import cluster_metadata, reader_group
 from streams.broker.security import KafkaTarget, librdkafka_config
 from streams.broker.topics import TopicNames
 from streams.contract import Codec
@@ -87,7 +86,7 @@ def tail(
         librdkafka_config(
             kafka,
             {
-                "group.id": f"loyalty-tail-{uuid.uuid4()}",  # assign(), never commits
+                "group.id": reader_group("tail"),  # assign(), never commits
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
             },

@@ -5,7 +5,6 @@ check that what was published is exactly what landed."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from streams.broker.client import cluster_metadata
+from streams.broker.client import cluster_metadata, reader_group
 from streams.broker.security import KafkaTarget, librdkafka_config
 
 
@@ -39,7 +38,7 @@ def read_topic(kafka: KafkaTarget, topic: str, timeout_s: float = 30.0) -> Itera
         librdkafka_config(
             kafka,
             {
-                "group.id": f"loyalty-census-{uuid.uuid4()}",  # never joins or commits: assign()
+                "group.id": reader_group("census"),  # never joins or commits: assign()
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",

@@ -32,6 +32,7 @@ from streams.broker.security import (
 )
 from streams.contract import make_codec
 from streams.settings import Settings
+from streams.tools.acls import acl_bindings, apply_acls, grants
 from streams.tools.audit import audit, read_output_log
 from streams.tools.lag import wait_idle
 from streams.tools.publish import EventPublisher
@@ -45,6 +46,15 @@ pytestmark = pytest.mark.broker
 
 WORKER_USER, WORKER_PASSWORD = "loyalty-worker", "worker-secret-9d1c"
 PUBLISHER_USER, PUBLISHER_PASSWORD = "loyalty-publisher", "publisher-secret-51ab"
+READER_USER, READER_PASSWORD = "loyalty-audit", "reader-secret-0c77"
+# the mutual-TLS client's principal: Kafka's default mapping takes the certificate's DN
+MTLS_PRINCIPAL = "User:CN=loyalty-audit"
+# every client but the plaintext listener's (the broker itself, and the tests' admin) is
+# held to the ACLs granted: those of streams/tools/acls.py, as the README lists them
+AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS",
+}
 TOKEN = "api-token-for-tests-3f2e"
 
 
@@ -98,19 +108,38 @@ def secure_broker(
         keystore_file=keystore,
         sasl_ssl_port=free_port(),
         mtls_port=free_port(),
-        scram_users={WORKER_USER: WORKER_PASSWORD, PUBLISHER_USER: PUBLISHER_PASSWORD},
+        scram_users={
+            WORKER_USER: WORKER_PASSWORD,
+            PUBLISHER_USER: PUBLISHER_PASSWORD,
+            READER_USER: READER_PASSWORD,
+        },
     )
-    broker = start_test_broker(directory / "data", secure=listeners)
+    broker = start_test_broker(directory / "data", secure=listeners, overrides=AUTHORIZER)
     try:
         yield SecureBroker(broker, ca.ca_file, ca.issue("loyalty-audit"))
     finally:
         broker.stop(timeout=15)
 
 
-def topics_on(secure_broker: SecureBroker) -> TopicNames:
+def topics_on(secure_broker: SecureBroker, app_id: str = "none") -> TopicNames:
+    """New topics, made by an admin, and the ACLs each of our users has on them: nothing
+    more, so that a component that needs more fails here."""
     topics = TopicNames(f"sec-{uuid.uuid4().hex[:8]}")
-    ensure_topics(secure_broker.sasl(WORKER_USER, WORKER_PASSWORD), topics.all, TEST_PARTITIONS)
+    admin_kafka = secure_broker.broker.bootstrap_servers  # plaintext: a super user
+    ensure_topics(admin_kafka, topics.all, TEST_PARTITIONS)
+    needs = grants(topics, app_id)
+    bindings = [
+        *acl_bindings(f"User:{WORKER_USER}", needs["worker"]),
+        *acl_bindings(f"User:{PUBLISHER_USER}", needs["publisher"]),
+        *acl_bindings(f"User:{READER_USER}", needs["reader"]),
+        *acl_bindings(MTLS_PRINCIPAL, [*needs["publisher"], *needs["reader"]]),
+    ]
+    apply_acls(admin_kafka, bindings)
     return topics
+
+
+def reader(secure_broker: SecureBroker) -> KafkaConnection:
+    return secure_broker.sasl(READER_USER, READER_PASSWORD)
 
 
 def loyalty(
@@ -134,7 +163,8 @@ def records_on(kafka: KafkaConnection, topics: TopicNames) -> int:
 def test_publisher_worker_and_readers_over_sasl_ssl(
     secure_broker: SecureBroker, tmp_path: Path
 ) -> None:
-    topics = topics_on(secure_broker)
+    app_id = f"sec-{uuid.uuid4().hex[:8]}"
+    topics = topics_on(secure_broker, app_id)
     publisher_env = {
         **secure_broker.sasl_env(PUBLISHER_USER, PUBLISHER_PASSWORD),
         "LOYALTY_TOPIC_PREFIX": topics.prefix,
@@ -142,10 +172,8 @@ def test_publisher_worker_and_readers_over_sasl_ssl(
     published = loyalty(["simulate", "--customers", "40", "--events", "600", "--seed", "8"],
                         publisher_env)  # fmt: skip
     assert published.returncode == 0, published.stderr
-    worker_kafka = secure_broker.sasl(WORKER_USER, WORKER_PASSWORD)
-    assert records_on(worker_kafka, topics) == 600
+    assert records_on(reader(secure_broker), topics) == 600
 
-    app_id = f"sec-{uuid.uuid4().hex[:8]}"
     worker_env = {
         **secure_broker.sasl_env(WORKER_USER, WORKER_PASSWORD),
         "LOYALTY_TOPIC_PREFIX": topics.prefix,
@@ -165,7 +193,7 @@ def test_publisher_worker_and_readers_over_sasl_ssl(
             worker.start()
         for worker in workers:
             worker.wait_ready()
-        wait_idle(worker_kafka, app_id, topics.inputs, timeout_s=180)
+        wait_idle(reader(secure_broker), app_id, topics.inputs, timeout_s=180)
         for worker in workers:
             worker.wait_ready()
         assert_api_asks_the_token_and_forwards_it(workers)
@@ -173,10 +201,11 @@ def test_publisher_worker_and_readers_over_sasl_ssl(
         for worker in workers:
             worker.kill()
 
-    produced = read_output_log(worker_kafka, topics, make_codec(Settings()))
+    produced = read_output_log(reader(secure_broker), topics, make_codec(Settings()))
     assert sum(produced.ids.values()) > 0
+    reader_env = {**worker_env, **secure_broker.sasl_env(READER_USER, READER_PASSWORD)}
     settings = Settings.load(
-        **{key.removeprefix("LOYALTY_").lower(): value for key, value in worker_env.items()}
+        **{key.removeprefix("LOYALTY_").lower(): value for key, value in reader_env.items()}
     )
     assert settings.kafka.security.protocol == "SASL_SSL"
     report = audit(settings, view_only=True)
@@ -281,7 +310,7 @@ def test_wrong_password_is_refused_with_our_message_and_writes_nothing(
     assert PUBLISHER_PASSWORD not in result.stderr and "not-the-password" not in result.stderr
     worker = loyalty(["worker"], {**env, "LOYALTY_DATA_DIR": str(tmp_path)})
     assert_our_message(worker, "Kafka refused our credentials")
-    assert records_on(secure_broker.sasl(WORKER_USER, WORKER_PASSWORD), topics) == 0
+    assert records_on(reader(secure_broker), topics) == 0
 
 
 def test_plaintext_client_on_the_tls_listener_gets_our_message_and_writes_nothing(
@@ -296,7 +325,7 @@ def test_plaintext_client_on_the_tls_listener_gets_our_message_and_writes_nothin
     result = loyalty(["simulate", "--customers", "5", "--events", "50"], env)
     assert_our_message(result, "no Kafka broker answers", "LOYALTY_KAFKA_SECURITY_PROTOCOL")
     assert time.monotonic() - started < 60  # a bound on a hang, not a speed figure
-    assert records_on(secure_broker.sasl(WORKER_USER, WORKER_PASSWORD), topics) == 0
+    assert records_on(reader(secure_broker), topics) == 0
 
 
 def test_an_unknown_certificate_authority_is_a_tls_error_not_a_retry(
