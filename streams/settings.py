@@ -7,7 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.broker.security import (
@@ -116,6 +123,14 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(
         default=0, ge=0, description="standby copies of each table partition"
     )
+
+    @field_validator(
+        "kafka_sasl_password", "kafka_ssl_key_password", "log_key", "api_token", mode="before"
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        # `LOYALTY_API_TOKEN=` (a Compose default, an empty Secret) means no token, not ""
+        return None if value == "" else value
 
     @property
     def kafka_security(self) -> KafkaSecurity:

@@ -86,10 +86,20 @@ class KafkaSecurity(BaseModel):
                 "LOYALTY_KAFKA_SSL_CERT_FILE and LOYALTY_KAFKA_SSL_KEY_FILE go together "
                 "(a client certificate and its private key)"
             )
+        return self
+
+    def check_files(self) -> None:
+        """Raises KafkaAccessError naming a CA, certificate or key file that is not there.
+        Checked when a client is made, not with the settings: a deployment's settings name
+        files that exist only where the worker runs (a mounted Secret)."""
+        tls_files = {
+            "LOYALTY_KAFKA_SSL_CA_FILE": self.ca_file,
+            "LOYALTY_KAFKA_SSL_CERT_FILE": self.cert_file,
+            "LOYALTY_KAFKA_SSL_KEY_FILE": self.key_file,
+        }
         for name, path in tls_files.items():
             if path is not None and not path.is_file():
-                raise ValueError(f"{name}={path}: no such file")
-        return self
+                raise KafkaAccessError(f"{name}={path}: no such file")
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ def librdkafka_config(
     `kafka`, with the client's own `overrides` (librdkafka's names) on top."""
     connection = as_connection(kafka)
     security = connection.security
+    security.check_files()
     config: dict[str, Any] = {
         "bootstrap.servers": connection.bootstrap_servers,
         "security.protocol": security.protocol.lower(),
@@ -201,6 +212,7 @@ def faust_broker_options(kafka: KafkaTarget) -> dict[str, Any]:
 
     connection = as_connection(kafka)
     security = connection.security
+    security.check_files()
     servers = connection.bootstrap_servers.split(",")
     options: dict[str, Any] = {
         "broker": ";".join(f"kafka://{server.strip()}" for server in servers)
