@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -63,10 +64,17 @@ def cluster_metadata(
     reported it to the error callback, served here), else BrokerUnreachableError."""
     from confluent_kafka import KafkaException
 
-    try:
-        return client.list_topics(topic, timeout=timeout)
-    except KafkaException as error:
-        client.poll(0)  # raises KafkaAccessError if that was the cause
-        raise BrokerUnreachableError(
-            f"no Kafka broker answers at {kafka} ({error.args[0].str()}); {unreachable_hint(kafka)}"
-        ) from error
+    deadline = time.monotonic() + timeout
+    while True:
+        # short tries: a refused login reaches the error callback within a second, and is
+        # served (raised) only between calls
+        remaining = deadline - time.monotonic()
+        try:
+            return client.list_topics(topic, timeout=max(0.1, min(1.0, remaining)))
+        except KafkaException as error:
+            client.poll(0)  # raises KafkaAccessError if that was the cause
+            if time.monotonic() >= deadline:
+                raise BrokerUnreachableError(
+                    f"no Kafka broker answers at {kafka} ({error.args[0].str()}); "
+                    f"{unreachable_hint(kafka)}"
+                ) from error
