@@ -34,6 +34,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from streams.broker import EmbeddedKafka, TopicNames, ensure_topics, free_port
+from streams.broker.security import librdkafka_config
 from streams.contract import Codec
 from streams.tools.export import changelog_topic
 from streams.tools.publish import EventPublisher
@@ -109,7 +110,7 @@ def copy_inputs(bootstrap: str, source: TopicNames, target: TopicNames) -> int:
     record timestamp, which orders the worker's merge of its two inputs), so that every run
     reads the same log: publishing the same events again would give other timestamps, and
     so another interleaving of purchases and feedback and other outputs."""
-    writer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    writer = Producer(librdkafka_config(bootstrap, {"enable.idempotence": True, "linger.ms": 20}))
     copied = 0
     for topic, copy in ((source.purchases, target.purchases),
                             (source.feedback, target.feedback)):  # fmt: skip
@@ -253,9 +254,9 @@ class KafkaProbe:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.admin = AdminClient(librdkafka_config(bootstrap))
         self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": f"bench-probe-{uuid.uuid4().hex[:6]}"}
+            librdkafka_config(bootstrap, {"group.id": f"bench-probe-{uuid.uuid4().hex[:6]}"})
         )
         self._partitions: dict[str, list[int]] = {}
 

@@ -21,6 +21,7 @@ import typer
 from confluent_kafka import Producer
 
 from streams.broker import EmbeddedKafka, TopicNames, ensure_topics, free_port
+from streams.broker.security import librdkafka_config
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
@@ -71,7 +72,7 @@ def measure(bootstrap: str, scratch: Path, events: int, customers: int) -> dict[
     reference = reference_fold(
         read_input_log(bootstrap, topics), program, codec, topics, PARTITIONS
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = Producer(librdkafka_config(bootstrap, {"linger.ms": 20}))
     for key, value in reference.table.items():
         partition = StoredCustomer.header_of(value).partition
         producer.produce(changelog, key=key, value=value, partition=partition)

@@ -4,24 +4,29 @@ tests all read the same names."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.broker.security import (
+    KafkaConnection,
+    KafkaSecurity,
+    SaslMechanism,
+    SecurityProtocol,
+)
+from streams.paths import xdg_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = REPO_ROOT / "loyalty-program.toml"
-
-
-def xdg_cache_dir() -> Path:
-    """Cache root for Kafka jars and default data: `$LOYALTY_CACHE_DIR`, else the XDG cache."""
-    override = os.environ.get("LOYALTY_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "loyalty-streams"
 
 
 class Settings(BaseSettings):
@@ -32,6 +37,27 @@ class Settings(BaseSettings):
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    # how every Kafka client authenticates and encrypts (README, "Security")
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL (mutual TLS with a cert), SASL_SSL"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism under SASL_SSL/SASL_PLAINTEXT"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL username")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle the brokers' certificates chain to"
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for mutual TLS"
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate"
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="password of the private key, if it is encrypted"
     )
     rules: Path = Field(default=DEFAULT_RULES, description="the loyalty program rules file (TOML)")
     data_dir: Path = Field(
@@ -81,12 +107,57 @@ class Settings(BaseSettings):
         description="how long a record waits for one published just before "
         "it on the partition's other input topic, when that topic looks idle",
     )
+    log_key: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC-SHA256 that pseudonymises customer ids in the worker's "
+        "logs; unset: a plain SHA-256",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the worker's HTTP API requires (except /healthz, /readyz); "
+        "unset: no token",
+    )
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb", description="where the worker keeps its table locally"
     )
     standby_replicas: int = Field(
         default=0, ge=0, description="standby copies of each table partition"
     )
+
+    @field_validator(
+        "kafka_sasl_password", "kafka_ssl_key_password", "log_key", "api_token", mode="before"
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        # `LOYALTY_API_TOKEN=` (a Compose default, an empty Secret) means no token, not ""
+        return None if value == "" else value
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ca_file=self.kafka_ssl_ca_file,
+            cert_file=self.kafka_ssl_cert_file,
+            key_file=self.kafka_ssl_key_file,
+            key_password=self.kafka_ssl_key_password,
+        )
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The connection every Kafka client of ours is made from."""
+        return KafkaConnection(self.bootstrap_servers, self.kafka_security)
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        # made once here so that a missing password or file fails at start, with its name
+        try:
+            _ = self.kafka_security
+        except ValidationError as error:
+            raise ValueError("; ".join(str(e["ctx"]["error"]) for e in error.errors())) from None
+        return self
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

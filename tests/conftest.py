@@ -24,13 +24,14 @@ from __future__ import annotations
 import atexit
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from streams.broker import EmbeddedKafka, TopicNames, ensure_topics, fetch_kafka, free_port
-from streams.settings import xdg_cache_dir
+from streams.broker.embedded import SecureListeners
+from streams.paths import xdg_cache_dir
 
 # Small enough to create in a blink, more than one so that keying by customer id matters.
 TEST_PARTITIONS = 4
@@ -46,8 +47,20 @@ def _kill_leftover_brokers() -> None:
         broker.kill()
 
 
-def _start_broker(data_dir: Path) -> EmbeddedKafka:
-    broker = EmbeddedKafka(data_dir, port=free_port(), controller_port=free_port(), detached=False)
+def start_test_broker(
+    data_dir: Path,
+    secure: SecureListeners | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> EmbeddedKafka:
+    """A broker tied to this session (killed at exit whatever happens), started."""
+    broker = EmbeddedKafka(
+        data_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        detached=False,
+        secure=secure,
+        overrides=overrides,
+    )
     _started.append(broker)
     try:
         broker.start(timeout=120)
@@ -67,7 +80,7 @@ def kafka_libs() -> Path:
 def embedded_kafka(
     kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedKafka]:
-    broker = _start_broker(tmp_path_factory.mktemp("kafka-session"))
+    broker = start_test_broker(tmp_path_factory.mktemp("kafka-session"))
     try:
         yield broker
     finally:
@@ -86,7 +99,7 @@ def kafka_factory(
     mine: list[EmbeddedKafka] = []
 
     def start_another() -> EmbeddedKafka:
-        broker = _start_broker(tmp_path_factory.mktemp("kafka-extra"))
+        broker = start_test_broker(tmp_path_factory.mktemp("kafka-extra"))
         mine.append(broker)
         return broker
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streams.broker.client import admin_client, answers_metadata, broker_answers
@@ -38,7 +38,7 @@ from streams.broker.errors import (
 )
 from streams.broker.fetch import KAFKA_VERSION, fetch_kafka, file_lock
 from streams.broker.logs import last_lines
-from streams.settings import xdg_cache_dir
+from streams.paths import xdg_cache_dir
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -104,6 +104,53 @@ rootLogger.appenderRef.file.ref = file
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Two listeners beside the plaintext one (which the broker itself and its readiness check
+    keep using on the loopback): SASL_SSL with SCRAM-SHA-512 on `sasl_ssl_port`, and mutual
+    TLS (a client certificate required; the principal is `User:CN=<its common name>`) on
+    `mtls_port`. `keystore_file` holds the broker's private key and certificate chain in
+    one PEM file (Kafka's `ssl.keystore.type=PEM`); `ca_file` the CA clients' certificates
+    must chain to. The SCRAM users are written into the metadata log when the data
+    directory is formatted (`kafka-storage format --add-scram`), so a new directory takes
+    them and a restarted one keeps those it has."""
+
+    ca_file: Path
+    keystore_file: Path
+    sasl_ssl_port: int
+    mtls_port: int
+    scram_users: Mapping[str, str] = field(default_factory=dict)
+
+    def listeners(self) -> dict[str, str]:
+        return {"SASL_SSL": str(self.sasl_ssl_port), "SSL": str(self.mtls_port)}
+
+    def properties(self) -> dict[str, str]:
+        pem_stores = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore_file),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_file),
+        }
+        return {
+            **{f"listener.name.sasl_ssl.{key}": value for key, value in pem_stores.items()},
+            **{f"listener.name.ssl.{key}": value for key, value in pem_stores.items()},
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+        }
+
+    def format_arguments(self) -> list[str]:
+        arguments = []
+        for name, password in self.scram_users.items():
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return arguments
 
 
 @dataclass(frozen=True)
@@ -183,8 +230,10 @@ class EmbeddedKafka:
         heap: str = DEFAULT_HEAP,
         detached: bool = True,
         overrides: Mapping[str, str] | None = None,
+        secure: SecureListeners | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
+        self.secure = secure
         self.cache_dir = cache_dir or xdg_cache_dir()
         self.heap = heap
         self.detached = detached
@@ -205,6 +254,20 @@ class EmbeddedKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The SASL_SSL listener's address (a broker started with `secure` listeners only)."""
+        if self.secure is None:
+            raise BrokerError("this broker has no SASL_SSL listener (start it with `secure`)")
+        return f"{HOST}:{self.secure.sasl_ssl_port}"
+
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        """The mutual-TLS listener's address (a broker started with `secure` listeners only)."""
+        if self.secure is None:
+            raise BrokerError("this broker has no mutual-TLS listener (start it with `secure`)")
+        return f"{HOST}:{self.secure.mtls_port}"
 
     @property
     def log_file(self) -> Path:
@@ -360,6 +423,7 @@ class EmbeddedKafka:
                 str(self._server_properties),
                 # One voter, this node: a dynamic KRaft quorum that needs no voter list.
                 "--standalone",
+                *(self.secure.format_arguments() if self.secure else []),
             ],
             capture_output=True,
             text=True,
@@ -374,19 +438,25 @@ class EmbeddedKafka:
 
     def _write_config(self, record: BrokerRecord) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        client_ports = {"PLAINTEXT": str(self.port)}
+        client_ports |= self.secure.listeners() if self.secure else {}
+        advertised = ",".join(f"{name}://{HOST}:{port}" for name, port in client_ports.items())
         listeners = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:"
-            f"{record.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "listeners": f"{advertised},CONTROLLER://{HOST}:{record.controller_port}",
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            # each client listener is named after its protocol; the controller's is plaintext
+            "listener.security.protocol.map": ",".join(
+                [*(f"{name}:{name}" for name in client_ports), "CONTROLLER:PLAINTEXT"]
+            ),
             "controller.quorum.bootstrap.servers": f"{HOST}:{record.controller_port}",
             "log.dirs": str(self._log_dirs),
         }
-        properties = {**listeners, **BROKER_DEFAULTS, **self.overrides}
+        secure = self.secure.properties() if self.secure else {}
+        properties = {**listeners, **secure, **BROKER_DEFAULTS, **self.overrides}
         self._server_properties.write_text(
             "# Written by loyalty-streams at every start; edits are overwritten.\n"
             + "".join(f"{key}={value}\n" for key, value in properties.items())

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from streams.broker.client import admin_client
-from streams.broker.errors import BrokerError, BrokerUnreachableError, TopicPartitionsMismatchError
+from streams.broker.client import admin_client, cluster_metadata
+from streams.broker.errors import BrokerError, TopicPartitionsMismatchError
+from streams.broker.security import KafkaTarget
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -96,7 +97,7 @@ class TopicOutcome(Enum):
 
 
 def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     names: Iterable[str],
     partitions: int,
     replication_factor: int = 1,
@@ -110,10 +111,10 @@ def ensure_topics(
     from confluent_kafka.cimpl import NewTopic
 
     wanted = list(dict.fromkeys(names))
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(kafka)
     # A broker that is up answers metadata in milliseconds; no need to make a user with no
     # broker wait the whole creation timeout to hear so.
-    existing = _partition_counts(admin, bootstrap_servers, min(timeout, UNREACHABLE_AFTER))
+    existing = _partition_counts(admin, kafka, min(timeout, UNREACHABLE_AFTER))
     mismatches = {
         name: existing[name] for name in wanted if name in existing and existing[name] != partitions
     }
@@ -137,25 +138,25 @@ def ensure_topics(
                     ) from error
                 # Someone else created it between our look and our create: check its count.
                 outcomes[name] = TopicOutcome.EXISTED
-        _wait_for_leaders(admin, bootstrap_servers, missing, timeout)
-    counts = _partition_counts(admin, bootstrap_servers, timeout)
+        _wait_for_leaders(admin, kafka, missing, timeout)
+    counts = _partition_counts(admin, kafka, timeout)
     raced = {name: counts[name] for name in wanted if counts.get(name, partitions) != partitions}
     if raced:
         raise TopicPartitionsMismatchError(raced, partitions)
     return {name: outcomes[name] for name in wanted}
 
 
-def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]:
+def list_topics(kafka: KafkaTarget, timeout: float = 10.0) -> dict[str, int]:
     """Every topic but Kafka's internal ones (`__consumer_offsets`, ...) with its partition
     count, by name."""
-    counts = _partition_counts(admin_client(bootstrap_servers), bootstrap_servers, timeout)
+    counts = _partition_counts(admin_client(kafka), kafka, timeout)
     return {name: count for name, count in sorted(counts.items()) if not name.startswith("__")}
 
 
-def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout: float = 30.0) -> None:
+def delete_topics(kafka: KafkaTarget, names: Iterable[str], timeout: float = 30.0) -> None:
     """Deletes the topics that exist among `names`; the others are ignored."""
-    admin = admin_client(bootstrap_servers)
-    existing = _partition_counts(admin, bootstrap_servers, timeout)
+    admin = admin_client(kafka)
+    existing = _partition_counts(admin, kafka, timeout)
     present = [name for name in names if name in existing]
     if not present:
         return
@@ -163,21 +164,13 @@ def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout: float =
         future.result()
 
 
-def _partition_counts(admin: AdminClient, bootstrap_servers: str, timeout: float) -> dict[str, int]:
-    from confluent_kafka import KafkaException
-
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as error:
-        raise BrokerUnreachableError(
-            f"no Kafka broker answers at {bootstrap_servers} ({error.args[0].str()}); "
-            f"start one with `loyalty kafka start` or pass --bootstrap-servers"
-        ) from error
+def _partition_counts(admin: AdminClient, kafka: KafkaTarget, timeout: float) -> dict[str, int]:
+    metadata = cluster_metadata(admin, kafka, timeout)
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
 def _wait_for_leaders(
-    admin: AdminClient, bootstrap_servers: str, names: list[str], timeout: float
+    admin: AdminClient, kafka: KafkaTarget, names: list[str], timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -190,6 +183,4 @@ def _wait_for_leaders(
         ):
             return
         time.sleep(0.05)
-    raise BrokerError(
-        f"topics {', '.join(names)} have no leader after {timeout:.0f} s at {bootstrap_servers}"
-    )
+    raise BrokerError(f"topics {', '.join(names)} have no leader after {timeout:.0f} s at {kafka}")

@@ -31,8 +31,18 @@ inspect.register(app)
 program.register(app)
 
 
+# Kafka refused us or did not answer: our one-line message, no traceback
+EXIT_KAFKA_UNAVAILABLE = 2
+
+
 def main() -> None:
-    app()
+    from streams.broker.errors import BrokerError
+
+    try:
+        app()
+    except BrokerError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(EXIT_KAFKA_UNAVAILABLE) from None
 
 
 def _print_version(value: bool) -> None:

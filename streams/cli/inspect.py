@@ -97,12 +97,19 @@ def customer(
     import urllib.request
 
     _as_of(as_of)  # a bad value is the user's to fix before any request
-    base = worker or f"http://127.0.0.1:{load_settings(web_port=web_port).web_port}"
+    settings = load_settings(web_port=web_port)
+    base = worker or f"http://127.0.0.1:{settings.web_port}"
+    if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+        raise typer.BadParameter(f"--worker {base}: give the worker's http:// or https:// URL")
     url = f"{base.rstrip('/')}/customers/{urllib.parse.quote(customer_id, safe='')}"
     if as_of:
         url += "?" + urllib.parse.urlencode({"as_of": as_of})
+    token = settings.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
+        request = urllib.request.Request(url, headers=headers)
+        # bandit B310 (file:// and custom schemes): the scheme was checked above
+        with urllib.request.urlopen(request, timeout=15) as response:  # nosec B310
             body = json.load(response)
     except urllib.error.HTTPError as error:
         try:
@@ -147,9 +154,7 @@ def export(
     program = load_program(settings.rules)
     try:
         with progress_bar("reading the changelog", None, unit="records") as advance:
-            summary = export_states(
-                settings.bootstrap_servers, settings.app_id, program, moment, out, advance
-            )
+            summary = export_states(settings.kafka, settings.app_id, program, moment, out, advance)
     except ExportError as error:
         raise _fail(str(error)) from error
     typer.echo(f"{summary.describe()} -> {out}", err=True)
@@ -191,7 +196,7 @@ def tail(
     name = resolve_topic(topic, TopicNames.from_settings(settings))
     try:
         for message in tail_topic(
-            settings.bootstrap_servers,
+            settings.kafka,
             name,
             last=lines,
             from_beginning=from_beginning,
@@ -235,13 +240,13 @@ def status(
     topics = list(TopicNames.from_settings(settings).inputs)
     if wait_idle:
         try:
-            wait_until_idle(settings.bootstrap_servers, settings.app_id, topics, timeout)
+            wait_until_idle(settings.kafka, settings.app_id, topics, timeout)
         except TimeoutError as error:
             raise _fail(str(error), EXIT_NOT_IDLE) from error
         except LookupError as error:
             raise _fail(f"unknown topic {error}", EXIT_NOT_IDLE) from error
     try:
-        group = group_status(settings.bootstrap_servers, settings.app_id, topics)
+        group = group_status(settings.kafka, settings.app_id, topics)
     except LookupError as error:
         raise _fail(str(error)) from error
     if as_json:

@@ -199,7 +199,7 @@ def create_topics(
     try:
         names = TopicNames(settings.topic_prefix)
         outcomes = ensure_topics(
-            settings.bootstrap_servers,
+            settings.kafka,
             names.all,
             settings.partitions,
             settings.replication_factor,
@@ -218,10 +218,45 @@ def list_topics(bootstrap_servers: BootstrapServers = None) -> None:
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
     try:
-        counts = broker_topics(settings.bootstrap_servers)
+        counts = broker_topics(settings.kafka)
     except BrokerError as error:
         raise _fail(str(error)) from error
     if not counts:
         typer.echo(f"no topics at {settings.bootstrap_servers}")
     for name, count in counts.items():
         typer.echo(f"{name}\t{count}")
+
+
+@topics_app.command("acls")
+def topic_acls(
+    topic_prefix: TopicPrefix = None,
+    app_id: Annotated[
+        str | None,
+        typer.Option(
+            "--app-id", help="the workers' app id \\[env LOYALTY_APP_ID]", show_default=False
+        ),
+    ] = None,
+    worker: Annotated[str, typer.Option(help="the workers' principal")] = "User:loyalty-worker",
+    publisher: Annotated[
+        str, typer.Option(help="the POS publishers' principal")
+    ] = "User:loyalty-publisher",
+    reader: Annotated[
+        str, typer.Option(help="audit, tail, export and status's principal")
+    ] = "User:loyalty-audit",
+) -> None:
+    """Print the kafka-acls.sh commands that grant each component what it needs and no more
+    (README, "Security"). Principals: User:<SCRAM user>, or User:CN=<cert CN> for mTLS."""
+    from streams.broker import TopicNames
+    from streams.tools.acls import Component, grants, kafka_acls_lines
+
+    settings = load_settings(topic_prefix=topic_prefix, app_id=app_id)
+    needs = grants(TopicNames(settings.topic_prefix), settings.app_id)
+    principals: dict[Component, str] = {
+        "worker": worker,
+        "publisher": publisher,
+        "reader": reader,
+    }
+    for component, principal in principals.items():
+        typer.echo(f"# {component}")
+        for line in kafka_acls_lines(principal, needs[component]):
+            typer.echo(line)

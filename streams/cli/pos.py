@@ -35,14 +35,17 @@ def _program_currency(settings: Settings) -> str:
     return load_program(settings.rules).currency
 
 
-def _publisher(settings: Settings) -> EventPublisher:
+def _publisher(settings: Settings, *, check_access: bool = True) -> EventPublisher:
     from streams.broker.topics import TopicNames
     from streams.contract import make_codec
     from streams.tools.publish import EventPublisher
 
-    return EventPublisher(
-        settings.bootstrap_servers, TopicNames.from_settings(settings), make_codec(settings)
+    publisher = EventPublisher(
+        settings.kafka, TopicNames.from_settings(settings), make_codec(settings)
     )
+    if check_access:  # a dry run sends nothing and needs no broker
+        publisher.check_access()
+    return publisher
 
 
 def _parse_renames(pairs: list[str]) -> dict[str, str]:
@@ -110,7 +113,7 @@ def publish(
         total_rows = count_rows(path)
     except ValueError as error:  # unknown file type, unknown --type
         raise typer.BadParameter(str(error)) from error
-    publisher = _publisher(settings)
+    publisher = _publisher(settings, check_access=not dry_run)
     if strict or dry_run:
         problems = first_problems(rows, publisher.encode, limit=1 if strict else 10**9)
         _print_problems(path, problems, len(problems), console)
@@ -203,9 +206,7 @@ def simulate(
                 )  # fmt: skip
         else:
             publisher = _publisher(settings)
-            summary = TrafficSummary(
-                f"Kafka at {settings.bootstrap_servers}", tally=publisher.tally
-            )
+            summary = TrafficSummary(f"Kafka at {settings.kafka}", tally=publisher.tally)
             send_traffic(simulate(config), publisher, summary, rate_per_s=rate, advance=advance)
     typer.echo(summary.describe())
     if not summary.all_acknowledged:

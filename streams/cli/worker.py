@@ -64,7 +64,7 @@ def worker(
     from faust import Worker
 
     from streams.worker.app import build_app, prepare_topics
-    from streams.worker.logs import configure_structlog, logging_config
+    from streams.worker.logs import configure_structlog, logging_config, use_log_key
 
     settings = load_settings(
         bootstrap_servers=bootstrap_servers,
@@ -81,6 +81,7 @@ def worker(
     prepare_topics(settings)
     app, _ = build_app(settings)
     configure_structlog()
+    use_log_key(settings.log_key.get_secret_value() if settings.log_key else None)
     Worker(
         app, loglevel=log_level.upper(), logging_config=logging_config(log_level, log_format)
     ).execute_from_commandline()

@@ -183,7 +183,7 @@ def output_event_id(customer_id: str, kind: str, cause: str) -> str:
     drop a re-sent output by id. The same string as `uuid.uuid5`, without its objects."""
     name = f"{customer_id}\x1f{kind}\x1f{cause}".encode()
     # SHA-1 because UUID5 is defined on it, not for security
-    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()

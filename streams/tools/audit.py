@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.broker.security import KafkaTarget
 from streams.broker.topics import TopicNames
 from streams.contract import Codec
 from streams.core import CustomerState, Program, advance
@@ -54,11 +55,11 @@ class Reference:
 
 
 def read_input_log(
-    bootstrap_servers: str, topics: TopicNames, progress: Progress | None = None
+    kafka: KafkaTarget, topics: TopicNames, progress: Progress | None = None
 ) -> list[InputRecord]:
     records = []
     for source, topic in ((Source.PURCHASES, topics.purchases), (Source.FEEDBACK, topics.feedback)):
-        for message in read_topic(bootstrap_servers, topic):
+        for message in read_topic(kafka, topic):
             if progress is not None:
                 progress(1)
             partition, offset = message.partition(), message.offset()
@@ -122,10 +123,10 @@ class OutputLog:
     records: int = 0
 
 
-def read_output_log(bootstrap_servers: str, topics: TopicNames, codec: Codec) -> OutputLog:
+def read_output_log(kafka: KafkaTarget, topics: TopicNames, codec: Codec) -> OutputLog:
     log = OutputLog()
     for topic in (*topics.outputs, topics.dead_letter):
-        for message in read_topic(bootstrap_servers, topic):
+        for message in read_topic(kafka, topic):
             log.records += 1
             record = codec.decode(message.value() or b"").record
             if topic == topics.dead_letter:
@@ -314,11 +315,11 @@ class ProducedRecord:
 
 
 def read_produced(
-    bootstrap_servers: str, topics: Iterable[str], progress: Progress | None = None
+    kafka: KafkaTarget, topics: Iterable[str], progress: Progress | None = None
 ) -> list[ProducedRecord]:
     produced = []
     for topic in topics:
-        for message in read_topic(bootstrap_servers, topic):
+        for message in read_topic(kafka, topic):
             if progress is not None:
                 progress(1)
             produced.append(ProducedRecord(topic, message.key(), message.value() or b""))
@@ -501,7 +502,7 @@ def audit(
 
     started = time.monotonic()
     with bars("reading inputs", None) as advance_bar, gc_paused():
-        records = read_input_log(settings.bootstrap_servers, topics, advance_bar)
+        records = read_input_log(settings.kafka, topics, advance_bar)
     seconds["read inputs"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -520,7 +521,7 @@ def audit(
 
     started = time.monotonic()
     with bars("reading live state", None) as advance_bar:
-        live = read_customer_table(settings.bootstrap_servers, settings.app_id, advance_bar)
+        live = read_customer_table(settings.kafka, settings.app_id, advance_bar)
     with bars("comparing states", None), gc_paused():
         states, report.customers_differing = compare_states(
             reference.table,
@@ -535,8 +536,8 @@ def audit(
 
     started = time.monotonic()
     with bars("reading outputs", None) as advance_bar:
-        produced = read_produced(settings.bootstrap_servers, topics.outputs, advance_bar)
-        dead = read_produced(settings.bootstrap_servers, [topics.dead_letter], advance_bar)
+        produced = read_produced(settings.kafka, topics.outputs, advance_bar)
+        dead = read_produced(settings.kafka, [topics.dead_letter], advance_bar)
     extra: list[Outbound] = []
     if settings.clock == "live":
         processor = Processor(program, codec, topics, settings.partitions)
@@ -569,9 +570,7 @@ def _lag(settings: Settings) -> int | None:
     from streams.tools.lag import group_lag
 
     try:
-        lag = group_lag(
-            settings.bootstrap_servers, settings.app_id, TopicNames.from_settings(settings).inputs
-        )
+        lag = group_lag(settings.kafka, settings.app_id, TopicNames.from_settings(settings).inputs)
     except Exception:  # only for a warning: never the reason an audit fails
         return None
     return sum(lag.values())

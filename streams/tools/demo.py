@@ -62,8 +62,8 @@ class DemoResult:
 def broker_for(settings: Settings, console: Console, keep: bool) -> Iterator[bool]:
     """Uses the broker at the bootstrap address if one answers, else starts ours there.
     Yields whether we started it; stops it afterwards unless `keep`."""
-    if broker_answers(settings.bootstrap_servers):
-        console.print(f"using the Kafka broker at {settings.bootstrap_servers}")
+    if broker_answers(settings.kafka):
+        console.print(f"using the Kafka broker at {settings.kafka}")
         yield False
         return
     host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
@@ -124,22 +124,25 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         codec = make_codec(settings)
         with _worker(settings, console) as worker:
             watcher = OutputWatcher(
-                settings.bootstrap_servers, [*topics.outputs, topics.dead_letter], codec
+                settings.kafka, [*topics.outputs, topics.dead_letter], codec
             ).start()
             try:
                 summary = _send_with_live_view(
                     settings, topics, codec, program.currency, options, console, watcher
                 )
                 with console.status("waiting for the worker to catch up..."):
-                    wait_idle(settings.bootstrap_servers, settings.app_id, topics.inputs, 120)
+                    wait_idle(settings.kafka, settings.app_id, topics.inputs, 120)
                     time.sleep(1.0)  # the last outputs reach the watcher
             finally:
                 watcher.stop()
-            figures = read_metrics(f"http://127.0.0.1:{worker.web_port}/metrics")
+            figures = read_metrics(
+                f"http://127.0.0.1:{worker.web_port}/metrics",
+                token=settings.api_token.get_secret_value() if settings.api_token else None,
+            )
             console.print(f"\nread back from {figures.url}:", soft_wrap=True)
             console.print(_metrics_table(figures, program.tier_names))
             console.print(f"\nworker log: {worker.log_path}")
-        census = take_census(settings.bootstrap_servers, topics.all, codec)
+        census = take_census(settings.kafka, topics.all, codec)
         console.print()
         console.print(_census_table(census, run))
         outputs: Counter[str] = Counter()
@@ -197,12 +200,12 @@ def _send_with_live_view(
 ) -> TrafficSummary:
     """Simulated traffic to Kafka at the demo's rate, with a live table. The producer lives
     only inside this call, so it is gone before the broker is stopped."""
-    publisher = EventPublisher(settings.bootstrap_servers, topics, codec)
+    publisher = EventPublisher(settings.kafka, topics, codec)
     target = int(options.duration_s * options.rate) if options.duration_s else UNTIL_STOPPED
     config = SimulationConfig(
         customers=options.customers, events=target, seed=options.seed, currency=currency
     )
-    summary = TrafficSummary(f"Kafka at {settings.bootstrap_servers}", tally=publisher.tally)
+    summary = TrafficSummary(f"Kafka at {settings.kafka}", tally=publisher.tally)
     started = time.perf_counter()
     with Live(console=console, refresh_per_second=4) as live:
         last_draw = 0.0

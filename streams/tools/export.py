@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streams.broker.security import KafkaTarget
 from streams.core import Program, advance
 from streams.tools.replay import state_line
 from streams.tools.topic_census import read_topic
@@ -53,19 +54,19 @@ class StoredTable:
 
 
 def read_customer_table(
-    bootstrap_servers: str, app_id: str, progress: Progress | None = None
+    kafka: KafkaTarget, app_id: str, progress: Progress | None = None
 ) -> StoredTable:
     """The latest stored value of every customer, from the changelog topic."""
     from streams.broker.topics import list_topics
 
     topic = changelog_topic(app_id)
-    if topic not in list_topics(bootstrap_servers):
+    if topic not in list_topics(kafka):
         raise ExportError(
-            f"no changelog topic {topic} at {bootstrap_servers}: no worker with app id "
+            f"no changelog topic {topic} at {kafka}: no worker with app id "
             f"{app_id!r} has run there (set LOYALTY_APP_ID / --app-id to the workers' one)"
         )
     table = StoredTable()
-    for message in read_topic(bootstrap_servers, topic):
+    for message in read_topic(kafka, topic):
         table.records += 1
         if progress is not None:
             progress(1)
@@ -120,7 +121,7 @@ class ExportSummary:
 
 
 def export(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     app_id: str,
     program: Program,
     as_of: datetime,
@@ -128,7 +129,7 @@ def export(
     progress: Progress | None = None,
 ) -> ExportSummary:
     started = time.monotonic()
-    table = read_customer_table(bootstrap_servers, app_id, progress)
+    table = read_customer_table(kafka, app_id, progress)
     summary = ExportSummary(changelog_records=table.records)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as stream:

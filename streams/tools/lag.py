@@ -14,6 +14,7 @@ from confluent_kafka import (
 )
 
 from streams.broker.client import admin_client
+from streams.broker.security import KafkaTarget, librdkafka_config
 
 
 class LagProbe:
@@ -25,15 +26,17 @@ class LagProbe:
     rd_kafka_cgrp_op in a core of the broker-restart test, waiting while the broker came
     back)."""
 
-    def __init__(self, bootstrap_servers: str, group: str) -> None:
+    def __init__(self, kafka: KafkaTarget, group: str) -> None:
         self.group = group
-        self.admin = admin_client(bootstrap_servers)
+        self.admin = admin_client(kafka)
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": group,
-                "enable.auto.commit": False,  # it reads the group's offsets, never writes them
-            }
+            librdkafka_config(
+                kafka,
+                {
+                    "group.id": group,
+                    "enable.auto.commit": False,  # it reads the group's offsets, never writes
+                },
+            )
         )
 
     def lag(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
@@ -58,11 +61,9 @@ class LagProbe:
         self.consumer.close()
 
 
-def group_lag(
-    bootstrap_servers: str, group: str, topics: Iterable[str]
-) -> dict[tuple[str, int], int]:
+def group_lag(kafka: KafkaTarget, group: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """One reading of the group's lag (see LagProbe.lag)."""
-    probe = LagProbe(bootstrap_servers, group)
+    probe = LagProbe(kafka, group)
     try:
         return probe.lag(topics)
     finally:
@@ -85,13 +86,13 @@ TRANSIENT = frozenset(
 
 
 def wait_idle(
-    bootstrap_servers: str, group: str, topics: Iterable[str], timeout_s: float = 120.0
+    kafka: KafkaTarget, group: str, topics: Iterable[str], timeout_s: float = 120.0
 ) -> None:
     """Returns once the group's lag is zero everywhere; TimeoutError naming what is left."""
     topics = list(topics)
     deadline = time.monotonic() + timeout_s
     behind: dict[tuple[str, int], int] | str = "not asked yet"
-    probe = LagProbe(bootstrap_servers, group)
+    probe = LagProbe(kafka, group)
     try:
         while True:
             try:
@@ -103,6 +104,7 @@ def wait_idle(
                 # like for a while: not idle yet, ask again; anything else is a real error
                 if not (error.args[0].retriable() or error.args[0].code() in TRANSIENT):
                     raise
+                probe.admin.poll(0)  # a refused login raises KafkaAccessError here: no retry
                 behind = f"the broker answered {error.args[0].str()}"
             if time.monotonic() > deadline:
                 raise TimeoutError(f"group {group} still behind after {timeout_s}s: {behind}")

@@ -4,29 +4,32 @@ latest events, for the demo's live view."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Consumer
 
+from streams.broker.client import reader_group
+from streams.broker.security import KafkaTarget, librdkafka_config
 from streams.contract import Codec
 
 
 class OutputWatcher:
-    def __init__(self, bootstrap_servers: str, topics: Iterable[str], codec: Codec) -> None:
+    def __init__(self, kafka: KafkaTarget, topics: Iterable[str], codec: Codec) -> None:
         self.counts: Counter[str] = Counter()
         self.latest: deque[tuple[str, dict[str, Any]]] = deque(maxlen=6)
         self.event_ids: set[str] = set()
         self._codec = codec
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": f"loyalty-watch-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+            librdkafka_config(
+                kafka,
+                {
+                    "group.id": reader_group("watch"),
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                },
+            )
         )
         self._consumer.subscribe(list(topics))
         self._stop = threading.Event()

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streams.broker.client import cluster_metadata
+from streams.broker.security import KafkaTarget, librdkafka_config
+from streams.broker.topics import UNREACHABLE_AFTER
 from streams.contract.event_files import ParsedRow, RowError
 from streams.contract.topics import INPUT_SCHEMAS, topic_of
 
@@ -35,9 +38,8 @@ class TopicPrefix(Protocol):
     def prefix(self) -> str: ...
 
 
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+def producer_config(kafka: KafkaTarget, **overrides: Any) -> dict[str, Any]:
+    own: dict[str, Any] = {
         "client.id": "loyalty-publish",
         "enable.idempotence": True,  # implies acks=all and ordered, de-duplicated retries
         "partitioner": "murmur2_random",  # Java/aiokafka compatible: see the module docstring
@@ -49,8 +51,7 @@ def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
         # in progress" on a fresh broker); what is not delivered is counted in the tally
         "log_level": 3,
     }
-    config.update(overrides)
-    return config
+    return librdkafka_config(kafka, own | overrides)
 
 
 @dataclass
@@ -80,20 +81,27 @@ class EventPublisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaTarget,
         topics: TopicPrefix,
         encoder: RecordEncoder,
         *,
         flush_timeout_s: float = 120.0,
         **producer_overrides: Any,
     ) -> None:
-        self._producer = Producer(producer_config(bootstrap_servers, **producer_overrides))
+        self._kafka = kafka
+        self._producer = Producer(producer_config(kafka, **producer_overrides))
         self._encoder = encoder
         self._topic_by_schema = {
             schema: topic_of(schema).name(topics.prefix) for schema in INPUT_SCHEMAS
         }
         self._flush_timeout_s = flush_timeout_s
         self.tally = DeliveryTally()
+
+    def check_access(self, timeout_s: float = UNREACHABLE_AFTER) -> None:
+        """Raises our error now, before anything is read or sent, if no broker answers or it
+        refuses us (credentials, TLS), rather than counting every event as not delivered
+        after the delivery timeout."""
+        cluster_metadata(self._producer, self._kafka, timeout_s)
 
     def encode(self, schema_name: str, record: Mapping[str, Any]) -> bytes:
         """The record's wire bytes; raises the codec's ContractError for a bad record."""

@@ -9,7 +9,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-from streams.broker.client import admin_client
+from streams.broker.client import admin_client, cluster_metadata, reader_group
+from streams.broker.security import KafkaTarget, librdkafka_config
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +56,12 @@ def vars_of(item: Any) -> dict[str, Any]:
     return {name: getattr(item, name) for name in item.__slots__}
 
 
-def group_status(bootstrap_servers: str, group: str, topics: list[str]) -> GroupStatus:
-    admin = admin_client(bootstrap_servers)
-    metadata = admin.list_topics(timeout=10)
+def group_status(kafka: KafkaTarget, group: str, topics: list[str]) -> GroupStatus:
+    admin = admin_client(kafka)
+    metadata = cluster_metadata(admin, kafka, 10)
     missing = [topic for topic in topics if topic not in metadata.topics]
     if missing:
-        raise LookupError(f"no topic {', '.join(missing)} at {bootstrap_servers}")
+        raise LookupError(f"no topic {', '.join(missing)} at {kafka}")
     partitions = [
         TopicPartition(topic, partition)
         for topic in topics
@@ -80,7 +81,7 @@ def group_status(bootstrap_servers: str, group: str, topics: list[str]) -> Group
         (tp.topic, tp.partition): tp.offset
         for tp in admin.list_consumer_group_offsets(request)[group].result().topic_partitions
     }
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"{group}-status"})
+    consumer = Consumer(librdkafka_config(kafka, {"group.id": reader_group("status")}))
     status = GroupStatus(group, str(described.state).rsplit(".", 1)[-1], members)
     try:
         for tp in partitions:

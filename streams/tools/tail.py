@@ -4,7 +4,6 @@ lines: the last few, every one from the beginning, and (following) new ones as t
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Generator
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,6 +11,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from streams.broker.client import cluster_metadata, reader_group
+from streams.broker.security import KafkaTarget, librdkafka_config
 from streams.broker.topics import TopicNames
 from streams.contract import Codec
 
@@ -71,7 +72,7 @@ def decoded_line(message: Message, codec: Codec) -> dict[str, Any]:
 
 
 def tail(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topic: str,
     *,
     last: int,
@@ -82,17 +83,19 @@ def tail(
     """The topic's last `last` records by timestamp (or all of them, in partition order, with
     `from_beginning`), then, with `follow`, every new record until the caller stops."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"loyalty-tail-{uuid.uuid4()}",  # assign(), never commits
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
+        librdkafka_config(
+            kafka,
+            {
+                "group.id": reader_group("tail"),  # assign(), never commits
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            },
+        )
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
+        metadata = cluster_metadata(consumer, kafka, 10, topic)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise LookupError(f"no topic {topic} at {bootstrap_servers}")
+            raise LookupError(f"no topic {topic} at {kafka}")
         ends: dict[int, int] = {}
         starts = []
         for partition in sorted(metadata.topics[topic].partitions):

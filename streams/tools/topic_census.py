@@ -5,13 +5,15 @@ check that what was published is exactly what landed."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from streams.broker.client import cluster_metadata, reader_group
+from streams.broker.security import KafkaTarget, librdkafka_config
 
 
 class RecordDecoder(Protocol):
@@ -29,20 +31,22 @@ class TopicCensus:
     sample: dict[str, Any] | None = None
 
 
-def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> Iterator[Message]:
+def read_topic(kafka: KafkaTarget, topic: str, timeout_s: float = 30.0) -> Iterator[Message]:
     """Every record of every partition, from the beginning to the high watermark at the start.
     Raises TimeoutError if no progress is made for `timeout_s`."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"loyalty-census-{uuid.uuid4()}",  # never joins or commits: assign()
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
+        librdkafka_config(
+            kafka,
+            {
+                "group.id": reader_group("census"),  # never joins or commits: assign()
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            },
+        )
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        metadata = cluster_metadata(consumer, kafka, timeout_s, topic)
         ends = {}
         for partition in sorted(metadata.topics[topic].partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
@@ -89,6 +93,6 @@ def census_of(topic: str, messages: Iterable[Message], decoder: RecordDecoder) -
 
 
 def take_census(
-    bootstrap_servers: str, topics: Iterable[str], decoder: RecordDecoder
+    kafka: KafkaTarget, topics: Iterable[str], decoder: RecordDecoder
 ) -> list[TopicCensus]:
-    return [census_of(t, read_topic(bootstrap_servers, t), decoder) for t in topics]
+    return [census_of(t, read_topic(kafka, t), decoder) for t in topics]

@@ -25,6 +25,7 @@ import structlog
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams.broker.security import faust_broker_options
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.contract import make_codec
 from streams.program import load_program
@@ -32,6 +33,7 @@ from streams.settings import Settings
 from streams.worker import kafka_transport, memory_store
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
+from streams.worker.http_guard import api_guard
 from streams.worker.loop import WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
 from streams.worker.ordering import Source
@@ -46,22 +48,20 @@ def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
 
-def faust_broker_url(bootstrap_servers: str) -> str:
-    """Faust's broker URL, through our transport (see `kafka_transport`)."""
-    scheme = kafka_transport.register()
-    return ";".join(f"{scheme}://{server.strip()}" for server in bootstrap_servers.split(","))
-
-
 def prepare_topics(settings: Settings) -> None:
     """Our topics and the tick topic exist with the configured partition count (the
     changelog is Faust's to create)."""
     topics = TopicNames(settings.topic_prefix)
     ensure_topics(
-        settings.bootstrap_servers,
+        settings.kafka,
         [*topics.all, ticks_topic_name(settings)],
         settings.partitions,
         settings.replication_factor,
     )
+
+
+def api_token(settings: Settings) -> str | None:
+    return settings.api_token.get_secret_value() if settings.api_token else None
 
 
 def local_store_dir(settings: Settings) -> Path:
@@ -92,7 +92,9 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     app = faust.App(
         settings.app_id,
-        broker=faust_broker_url(settings.bootstrap_servers),
+        # broker and broker_credentials: the connection every client of ours makes
+        # through our transport (see `kafka_transport`)
+        **faust_broker_options(settings.kafka, kafka_transport.register()),
         store=store_url(settings),
         datadir=str(local_store_dir(settings)),
         topic_partitions=settings.partitions,
@@ -115,6 +117,8 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         # the URL other workers forward customer requests to
         web_host=settings.web_host,
         web_in_thread=False,
+        # read-only, the bearer token, JSON errors without tracebacks: see http_guard
+        web_application_options={"middlewares": [api_guard(api_token(settings))]},
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -3,11 +3,15 @@ when the output is not a terminal, a readable console format when it is. Faust's
 aiokafka's own log records go through the same formatter, so a log holds one format.
 
 Customer ids are personal data: logs carry `customer_ref`, a hash of the id that is the same
-for the same customer (to follow one through the logs) but does not show the id."""
+for the same customer (to follow one through the logs) but does not show the id. A plain hash
+of an id that follows a pattern (c-0001234) is reversed by hashing every candidate, so with
+`LOYALTY_LOG_KEY` set the ref is an HMAC-SHA256 under that key instead: without the key a
+ref cannot be tied to an id. The worker sets the key once at start (`use_log_key`)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sys
 from typing import Any, Literal
 
@@ -24,10 +28,21 @@ _SHARED: list[Any] = [
 ]
 
 
+_log_key: bytes | None = None
+
+
+def use_log_key(key: str | None) -> None:
+    """Refs from now on are HMAC-SHA256 under `key` (None or empty: the plain hash)."""
+    global _log_key  # noqa: PLW0603  # one key per process, like the logging config itself
+    _log_key = key.encode() if key else None
+
+
 def customer_ref(customer_id: str | None) -> str | None:
-    """A stable, non-reversible stand-in for a customer id in logs."""
+    """A stable stand-in for a customer id in logs: keyed when a log key is set."""
     if customer_id is None:
         return None
+    if _log_key is not None:
+        return hmac.new(_log_key, customer_id.encode(), hashlib.sha256).hexdigest()[:16]
     return hashlib.sha256(customer_id.encode()).hexdigest()[:16]
 
 

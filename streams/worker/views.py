@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
@@ -29,6 +30,12 @@ from streams.worker.ordering import Source
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+# bounds on what a client may send, so that no query costs more than a page does: a cursor
+# is a customer id in base64url, and no id or moment of ours comes near these lengths
+MAX_CUSTOMER_ID = 256
+MAX_CURSOR = 4 * MAX_CUSTOMER_ID // 3 + 4
+MAX_AS_OF = 64
+_CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class QueryError(ValueError):
@@ -51,6 +58,8 @@ def as_of_query(text: str | None) -> datetime | None:
     """`?as_of=` as a moment; None when not given; 400 when not a date or date-time."""
     if text is None or not text.strip():
         return None
+    if len(text) > MAX_AS_OF:
+        raise QueryError(400, f"as_of is {len(text)} characters long: give a date or date-time")
     try:
         return parse_as_of(text)
     except ValueError as error:
@@ -132,10 +141,22 @@ def encode_cursor(key: bytes) -> str:
 def decode_cursor(cursor: str | None) -> bytes | None:
     if cursor is None or cursor == "":
         return None
+    if len(cursor) > MAX_CURSOR or not _CURSOR_ALPHABET.fullmatch(cursor):
+        # base64 decoding skips characters outside its alphabet: refuse them, not ignore them
+        raise QueryError(400, "cursor is not one this API gave out")
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raise QueryError(400, f"cursor {cursor!r} is not one this API gave out") from None
+
+
+def customer_id_path(customer_id: str) -> str:
+    """The id in `/customers/{id}`, bounded (400 past MAX_CUSTOMER_ID characters)."""
+    if len(customer_id) > MAX_CUSTOMER_ID:
+        raise QueryError(
+            400, f"customer id is {len(customer_id)} characters long: at most {MAX_CUSTOMER_ID}"
+        )
+    return customer_id
 
 
 def page_limit(text: str | None) -> int:

@@ -26,12 +26,14 @@ from streams.broker.topics import TopicNames
 from streams.core import Program
 from streams.core.events import from_ms
 from streams.settings import Settings
+from streams.worker.http_guard import bearer_token
 from streams.worker.loop import WorkerLoop
 from streams.worker.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.worker.processor import expected_partition
 from streams.worker.views import (
     QueryError,
     as_of_query,
+    customer_id_path,
     customer_response,
     customer_stats,
     customers_page,
@@ -93,7 +95,8 @@ def register_views(
             except QueryError as error:
                 return web.json(error.body(), status=error.status)
             except Exception as error:
-                log.exception("read API: %s %s failed", request.method, request.path_qs)
+                # the route, not the path: a path holds a customer id
+                log.exception("read API: %s %s failed", request.method, handler.__name__)
                 return web.json(
                     {"error": f"internal error: {type(error).__name__}", "status": 500},
                     status=500,
@@ -132,10 +135,13 @@ def register_views(
         if owner is None or owner.rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
             raise QueryError(503, f"partition {partition} has no owner right now; retry")
         url = owner.rstrip("/") + str(request.rel_url)
+        headers = {ROUTED_HEADER: str(app.conf.canonical_url)}
+        if settings.api_token is not None:  # the owner asks the token of us as of anyone
+            headers["Authorization"] = bearer_token(settings.api_token.get_secret_value())
         try:
             async with app.http_client.get(
                 url,
-                headers={ROUTED_HEADER: str(app.conf.canonical_url)},
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
             ) as response:
                 body = await response.read()
@@ -157,7 +163,7 @@ def register_views(
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
         """One customer, answered by the worker that owns it."""
         as_of = as_of_query(request.query.get("as_of"))
-        key = customer_id.encode()
+        key = customer_id_path(customer_id).encode()
         partition = expected_partition(key, settings.partitions)
         if TP(topics.purchases, partition) not in app.consumer.assignment():
             return await forward(web, request, partition)

@@ -24,6 +24,7 @@ OVERLAYS = ("dev", "prod")
 CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("kafka.strimzi.io/v1", "KafkaTopic"),
 }
 
@@ -281,7 +282,11 @@ def test_each_worker_is_reachable_at_its_web_host_through_the_headless_service(
     # Kubernetes expands $(VAR) only from variables defined before
     assert order.index("POD_NAME") < order.index("LOYALTY_WEB_HOST")
     assert order.index("POD_NAMESPACE") < order.index("LOYALTY_WEB_HOST")
-    fields = {v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"] for v in env if "valueFrom" in v}
+    fields = {
+        v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"]
+        for v in env
+        if "fieldRef" in v.get("valueFrom", {})
+    }
     assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     (port,) = service["spec"]["ports"]
     assert port["targetPort"] == "web"
@@ -320,3 +325,57 @@ def test_the_rules_file_in_k8s_is_the_repositorys() -> None:
     assert copy_in_base.read_text() == (tools.REPO_ROOT / "loyalty-program.toml").read_text(), (
         "k8s/base/loyalty-program.toml differs from loyalty-program.toml: copy it over"
     )
+
+
+def test_prod_reaches_kafka_over_sasl_ssl_and_guards_the_api_with_secrets(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = rendered["prod"]
+    container = worker_container(objects)
+    settings = worker_settings(objects, monkeypatch)
+    security = settings.kafka.security
+    assert (security.protocol, security.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    # every secret comes from a Secret reference, none is a literal in the manifests
+    from_secrets = {
+        each["name"]: each["valueFrom"]["secretKeyRef"]
+        for each in container["env"]
+        if "secretKeyRef" in each.get("valueFrom", {})
+    }
+    assert set(from_secrets) == {
+        "LOYALTY_KAFKA_SASL_PASSWORD",
+        "LOYALTY_API_TOKEN",
+        "LOYALTY_LOG_KEY",
+    }
+    config_maps = [each.get("data", {}) for each in of_kind(objects, "ConfigMap")]
+    assert not any(name in data for data in config_maps for name in from_secrets)
+    # the CA file the settings name is where the CA Secret is mounted
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    ca_volume = mounts[str(security.ca_file.parent)] if security.ca_file else None
+    pod = only(objects, "StatefulSet")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == ca_volume]
+    assert [i["path"] for i in volume["secret"]["items"]] == [security.ca_file.name]  # type: ignore[union-attr]
+    # Prometheus scrapes /metrics with the token the workers ask for
+    (endpoint,) = only(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["authorization"]["credentials"] == from_secrets["LOYALTY_API_TOKEN"]
+    # KEDA reads the lag as the workers' user, over TLS
+    authentication = only(objects, "TriggerAuthentication")
+    for trigger in only(objects, "ScaledObject")["spec"]["triggers"]:
+        assert trigger["authenticationRef"]["name"] == authentication["metadata"]["name"]
+        assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == (
+            "scram_sha512",
+            "enable",
+        )
+    from_env = {each["parameter"]: each["name"] for each in authentication["spec"]["env"]}
+    assert from_env == {
+        "username": "LOYALTY_KAFKA_SASL_USERNAME",
+        "password": "LOYALTY_KAFKA_SASL_PASSWORD",
+    }
+    (ca,) = authentication["spec"]["secretTargetRef"]
+    assert (ca["name"], ca["key"]) == (volume["secret"]["secretName"], "ca.crt")
+
+
+def test_dev_stays_plaintext_without_a_token(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = worker_settings(rendered["dev"], monkeypatch)
+    assert settings.kafka.security.protocol == "PLAINTEXT" and settings.api_token is None

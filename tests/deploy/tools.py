@@ -39,6 +39,7 @@ COMPOSE_SPEC_SCHEMA = "schema/compose-spec.json"
 KEDA_MODULE = "github.com/kedacore/keda/v2"
 KEDA_VERSION = "v2.21.0"
 KEDA_SCALEDOBJECT_CRD = "config/crd/bases/keda.sh_scaledobjects.yaml"
+KEDA_TRIGGERAUTHENTICATION_CRD = "config/crd/bases/keda.sh_triggerauthentications.yaml"
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
@@ -180,6 +181,7 @@ def published_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     their CRDs in a registry (the Go module proxy): KEDA and the Prometheus Operator."""
     files = [
         module_file(KEDA_MODULE, KEDA_VERSION, KEDA_SCALEDOBJECT_CRD),
+        module_file(KEDA_MODULE, KEDA_VERSION, KEDA_TRIGGERAUTHENTICATION_CRD),
         module_file(PROMETHEUS_OPERATOR_MODULE, PROMETHEUS_OPERATOR_VERSION, SERVICEMONITOR_CRD),
     ]
     return {(crd.api_version, crd.kind): crd.schema for path in files for crd in crd_schemas(path)}
