@@ -105,7 +105,13 @@ def report(
         workers = worker or [f"http://127.0.0.1:{settings.web_port}"]
         try:
             summary = report_from_workers(
-                workers, settings.partitions, program, out, as_of=moment, progress=bars
+                workers,
+                settings.partitions,
+                program,
+                out,
+                as_of=moment,
+                progress=bars,
+                token=settings.api_token.get_secret_value() if settings.api_token else None,
             )
         except LiveReadError as error:
             typer.echo(f"error: {error}", err=True)

@@ -69,6 +69,7 @@ def report_from_history(
     as_of: datetime | None = None,
     default_type: str | None = None,
     progress: ProgressFactory | None = None,
+    token: str | None = None,
 ) -> ReportSummary:
     started = time.monotonic()
     folded = fold_history(events, program, as_of, default_type=default_type, progress=progress)
@@ -93,13 +94,14 @@ def report_from_workers(
     *,
     as_of: datetime | None = None,
     progress: ProgressFactory | None = None,
+    token: str | None = None,
 ) -> ReportSummary:
     started = time.monotonic()
     if progress is None:
-        live = read_live(workers, partitions, as_of)
+        live = read_live(workers, partitions, as_of, token=token)
     else:
         with progress("reading the workers", None) as advance:
-            live = read_live(workers, partitions, as_of, advance)
+            live = read_live(workers, partitions, as_of, advance, token)
     reading = time.monotonic() - started
     if live.customers.empty:
         raise LiveReadError(f"the workers at {', '.join(workers)} hold no customer yet")

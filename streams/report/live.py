@@ -41,9 +41,14 @@ class LiveState:
     mismatches: list[str] = field(default_factory=list)  # /stats vs the pages
 
 
-def _get(url: str) -> dict[str, Any]:
+def _get(url: str, token: str | None = None) -> dict[str, Any]:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise LiveReadError(f"{url}: a worker's API is at an http:// or https:// URL")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        request = urllib.request.Request(url, headers=headers)
+        # bandit B310 (file:// and custom schemes): the scheme is checked just above
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # nosec B310
             body: dict[str, Any] = json.load(response)
             return body
     except urllib.error.HTTPError as error:
@@ -69,9 +74,11 @@ def read_live(
     partitions: int,
     as_of: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    token: str | None = None,
 ) -> LiveState:
     """Every customer of every partition from the workers' pages, all at one moment (as_of,
-    or the first worker's own default), and their /stats summed."""
+    or the first worker's own default), and their /stats summed. `token`: the workers'
+    API token (LOYALTY_API_TOKEN), when they require one."""
     moment = None if as_of is None else as_of.isoformat().replace("+00:00", "Z")
     lines: list[dict[str, Any]] = []
     owned: dict[int, str] = {}
@@ -85,7 +92,8 @@ def read_live(
                     limit=str(PAGE_LIMIT),
                     cursor=cursor or "",
                     as_of=moment or "",
-                )
+                ),
+                token,
             )
             moment = moment or page["as_of"]
             lines.extend(page["customers"])
@@ -109,7 +117,7 @@ def read_live(
             "finish rebalancing"
         )
     assert moment is not None
-    stats = [_get(_url(worker, "/stats", as_of=moment)) for worker in workers]
+    stats = [_get(_url(worker, "/stats", as_of=moment), token) for worker in workers]
     state = LiveState(
         customers=customers_frame(lines),
         as_of=parse_as_of(moment),
