@@ -52,14 +52,18 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         self.unsent.append(fut)
         return fut
 
-    async def hand_over(self, still_owned: Callable[[int], bool]) -> None:
+    async def hand_over(self, still_owned: Callable[[int], bool]) -> bool:
         """Gives every kept write to the producer, in order (without waiting for Kafka's
-        acknowledgement). A write for a partition no longer owned is dropped: its record was
-        not acked, so the partition's next owner applies it again, and a write arriving
-        behind that owner's recovery would later win over its newer states."""
+        acknowledgement). A write for a partition no longer owned is dropped, and then the
+        answer is False: its record must not be acked, so that the partition's next owner
+        applies it again (a write arriving behind that owner's recovery would later win over
+        its newer states)."""
+        all_handed_over = True
         while self.unsent:
             fut = self.unsent.popleft()
             partition = fut.message.partition
             if partition is None or not still_owned(partition):
+                all_handed_over = False
                 continue
             await fut.message.channel.publish_message(fut, wait=False)
+        return all_handed_over

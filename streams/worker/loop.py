@@ -54,12 +54,13 @@ CaughtUp = Callable[[Source, int, int | None, int], bool]
 log = structlog.get_logger(__name__)
 
 # Awaited after a state write of a partition, before the record is acked: the table's
-# changelog writes are with the producer when it returns (see `customer_table`)
-HandOver = Callable[[int], Awaitable[None]]
+# changelog writes are with the producer when it returns True; False, the partition was
+# taken away first and the writes dropped (see `customer_table`)
+HandOver = Callable[[int], Awaitable[bool]]
 
 
-async def _nothing_to_hand_over(_partition: int) -> None:
-    return None
+async def _nothing_to_hand_over(_partition: int) -> bool:
+    return True
 
 
 # Called once per input record done: seconds since it reached the worker, and seconds since
@@ -276,7 +277,8 @@ class WorkerLoop:
             self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
             if outcome.after is not None:
                 self._count_change(partition, outcome.before, outcome.after)
-            await self.hand_over(partition)
+            if not await self.hand_over(partition):
+                return False  # not acked: the partition's next owner applies it again
         return True
 
     def _count_sent(self, outcome: Outcome) -> None:

@@ -29,11 +29,18 @@ def test_changelog_writes_wait_for_the_hand_over_and_skip_partitions_given_up() 
         assert fut.message.channel is topic and fut.message.partition == partition
     assert published == []  # nothing leaves before the hand-over
 
-    asyncio.run(table.hand_over(lambda partition: partition != 1))
+    async def run() -> tuple[bool, bool]:
+        first = await table.hand_over(lambda partition: partition != 1)
+        assert not table.unsent
+        table.send_changelog(3, b"e", b"E")
+        return first, await table.hand_over(lambda partition: True)
 
+    some_dropped, none_dropped = asyncio.run(run())
+    assert not some_dropped  # the record must not be acked
+    assert none_dropped  # all went: the record is done
     assert [(key, partition) for key, _, partition in published] == [
         (b"a", 0),
         (b"c", 0),
         (b"d", 2),
+        (b"e", 3),
     ]
-    assert not table.unsent

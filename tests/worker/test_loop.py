@@ -508,3 +508,19 @@ def test_a_rewind_of_the_consumer_mid_buffer_applies_every_record_once(
     harness.feed(rewound + log[half:])
     assert harness.table == reference.table
     assert set(harness.output_ids()) == set(reference.output_ids())
+
+
+def test_a_record_whose_state_write_was_not_handed_over_is_not_acked(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """The table dropped the changelog write (the partition was given up meanwhile): the
+    record stays unacked for the partition's next owner, and nothing more of it is done."""
+    harness = Harness(codec)
+
+    async def hand_over(partition: int) -> bool:
+        return partition != 0
+
+    harness.loop.hand_over = hand_over
+    harness.feed(log)
+    assert harness.acked and all(partition != 0 for _, partition, _ in harness.acked)
+    assert harness.loop.counters.applied.total() == sum(1 for r in log if r.partition != 0)
