@@ -42,6 +42,8 @@ pytestmark = pytest.mark.broker
 # size (200k events over 20k customers) with LOYALTY_TEST_FULL=1.
 FULL = os.environ.get("LOYALTY_TEST_FULL") == "1"
 CRASH_EVENTS, CRASH_CUSTOMERS = (200_000, 20_000) if FULL else (30_000, 3_000)
+# pytest's per-test limit for those tests: the full size takes longer than the default's 600 s
+crash_timeout = pytest.mark.timeout(3600 if FULL else 600)
 
 
 class Cluster:
@@ -210,6 +212,7 @@ def test_bad_input_is_dead_lettered_and_good_input_applied(cluster: Cluster, cod
     assert sent == 800
 
 
+@crash_timeout
 @pytest.mark.parametrize("cluster", ["at_least_once", "exactly_once"], indirect=True)
 def test_sigkilled_workers_lose_and_double_nothing(cluster: Cluster, codec: Codec) -> None:
     first, second = cluster.add(), cluster.add()
@@ -253,6 +256,7 @@ def publish_while(cluster: Cluster, codec: Codec, config: SimulationConfig) -> t
     return thread
 
 
+@crash_timeout
 def test_a_worker_joining_and_leaving_mid_stream_changes_nothing(
     cluster: Cluster, codec: Codec
 ) -> None:
@@ -307,6 +311,7 @@ def test_live_clock_flags_a_silent_customer_from_the_passing_of_time_alone(
         cluster.stop()
 
 
+@crash_timeout
 def test_a_broker_restart_mid_stream_changes_nothing(
     kafka_factory: Callable[[], EmbeddedKafka], tmp_path: Path, codec: Codec
 ) -> None:
