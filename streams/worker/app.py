@@ -34,7 +34,7 @@ from streams.worker import kafka_transport, memory_store
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.http_guard import api_guard
-from streams.worker.loop import WorkerLoop
+from streams.worker.loop import PartitionLostError, WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
@@ -148,19 +148,26 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         if exactly_once:
             group = app.assignor.group_for_topic(topics.purchases)
             transaction = f"{app.conf.id}-{group}-{partition}"
-        pending = [
-            await app.producer.send(
-                item.topic,
-                item.key,
-                item.value,
-                partition=None,
-                timestamp=None,
-                headers=None,
-                transactional_id=transaction,
-            )
-            for item in outbound
-        ]
-        await asyncio.gather(*pending)
+        try:
+            pending = [
+                await app.producer.send(
+                    item.topic,
+                    item.key,
+                    item.value,
+                    partition=None,
+                    timestamp=None,
+                    headers=None,
+                    transactional_id=transaction,
+                )
+                for item in outbound
+            ]
+            await asyncio.gather(*pending)
+        except kafka_transport.TRANSACTION_GONE as error:
+            if transaction is None:
+                raise
+            # the partition's transaction was fenced by its next owner (or Faust dropped its
+            # producer after that): the partition has moved, the next owner redoes the record
+            raise PartitionLostError(f"transaction {transaction}: {error!r}") from error
 
     def caught_up(source: Source, partition: int, last_seen: int | None, as_of_ms: int) -> bool:
         """The consumer's view: the highwater from its latest fetch response, if that response

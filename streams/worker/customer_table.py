@@ -23,6 +23,8 @@ import faust
 from faust.types import FutureMessage
 from faust.types.codecs import CodecArg
 
+from streams.worker.kafka_transport import TRANSACTION_GONE
+
 
 class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values are raw bytes
     def __post_init__(self) -> None:  # Faust's Service hook, after __init__
@@ -65,5 +67,8 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
             if partition is None or not still_owned(partition):
                 all_handed_over = False
                 continue
-            await fut.message.channel.publish_message(fut, wait=False)
+            try:
+                await fut.message.channel.publish_message(fut, wait=False)
+            except TRANSACTION_GONE:  # exactly_once: the partition's next owner fenced us
+                all_handed_over = False
         return all_handed_over

@@ -18,10 +18,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust.transport.drivers
+from aiokafka.errors import IllegalOperation, ProducerFenced
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
 
 SCHEME = "loyalty-kafka"
+
+# What sending into a partition's transaction raises once the partition's next owner has
+# fenced it: aiokafka's own errors, and Faust's once it has dropped the fenced producer
+TRANSACTION_GONE = (ProducerFenced, IllegalOperation, ProducerSendError)
 
 
 class BrokerEndOffsetsConsumerThread(AIOKafkaConsumerThread):

@@ -53,6 +53,12 @@ CaughtUp = Callable[[Source, int, int | None, int], bool]
 
 log = structlog.get_logger(__name__)
 
+
+class PartitionLostError(Exception):
+    """Raised by `send` when the partition's outputs can no longer be produced by this worker
+    (under exactly_once: its transaction was fenced by the partition's next owner)."""
+
+
 # Awaited after a state write of a partition, before the record is acked: the table's
 # changelog writes are with the producer when it returns True; False, the partition was
 # taken away first and the writes dropped (see `customer_table`)
@@ -268,7 +274,11 @@ class WorkerLoop:
         owner's writes and, compacted, win over them (a rebalance test lost 1,366 outputs to
         exactly that). Returns whether the outcome was committed."""
         if outcome.send:
-            await self.send(outcome.send, partition)  # acknowledged before the state moves on
+            try:
+                await self.send(outcome.send, partition)  # acknowledged before the state moves on
+            except PartitionLostError as lost:
+                log.info("partition_lost", partition=partition, reason=str(lost))
+                return False  # nothing written, nothing acked: the next owner redoes it
             self._count_sent(outcome)
         if partition not in self._partitions or not self.owns(partition):
             return False  # revoked (Faust told us) or no longer assigned (the consumer says)

@@ -20,7 +20,7 @@ from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.simulate import SimulationConfig
 from streams.worker.envelope import StoredCustomer
-from streams.worker.loop import WorkerLoop
+from streams.worker.loop import PartitionLostError, WorkerLoop
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor, expected_partition
 from tests.worker.simulated import simulated_log
@@ -524,3 +524,26 @@ def test_a_record_whose_state_write_was_not_handed_over_is_not_acked(
     harness.feed(log)
     assert harness.acked and all(partition != 0 for _, partition, _ in harness.acked)
     assert harness.loop.counters.applied.total() == sum(1 for r in log if r.partition != 0)
+
+
+def test_a_partition_lost_while_sending_leaves_its_record_unacked_and_unwritten(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """Under exactly_once a send into a fenced transaction says the partition moved: the
+    record is neither written nor acked, and the worker carries on with its other partitions."""
+    harness = Harness(codec)
+
+    async def send(outbound: list[Outbound], partition: int) -> None:
+        if partition == 0:
+            raise PartitionLostError("fenced")
+        harness.sent.extend(outbound)
+
+    async def hand_over(partition: int) -> bool:  # the changelog writes are fenced too
+        return partition != 0
+
+    harness.loop.send = send
+    harness.loop.hand_over = hand_over
+    harness.feed(log)
+    assert any(record.partition == 0 for record in log)
+    assert harness.acked and all(partition != 0 for _, partition, _ in harness.acked)
+    assert not any(s.key and expected_partition(s.key, PARTITIONS) == 0 for s in harness.sent)
