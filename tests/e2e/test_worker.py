@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.broker import TopicNames, ensure_topics, free_port
 from streams.broker.embedded import EmbeddedKafka
@@ -78,17 +78,39 @@ class Cluster:
         return worker.start()
 
     def wait_idle(self, timeout_s: float = 180.0) -> None:
-        """Until the group has no lag; fails at once if a worker died meanwhile."""
+        """Until the group has no lag and the outputs stopped growing; fails at once if a
+        worker died meanwhile."""
         deadline = time.monotonic() + timeout_s
         while True:
             dead = [w.name for w in self.workers if w.process is not None and not w.alive()]
             assert not dead, f"worker(s) {dead} died: see {self.work_dir}/<name>.log"
             try:
                 wait_idle(self.bootstrap, self.app_id, self.topics.inputs, timeout_s=5)
-                return
+                break
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise
+        # every input record is committed, but a partition that moved last runs its due work
+        # (at its restored clock) on the next tick: wait until the outputs stop growing
+        self.wait_outputs_settled(deadline)
+
+    def wait_outputs_settled(self, deadline: float, quiet_s: float = 4.0) -> None:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "settle-probe"})
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in self.topics.outputs
+                for partition in range(TEST_PARTITIONS)
+            ]
+            last, quiet_since = -1, time.monotonic()
+            while time.monotonic() - quiet_since < quiet_s:
+                assert time.monotonic() < deadline, "the outputs kept growing"
+                ends = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+                if ends != last:
+                    last, quiet_since = ends, time.monotonic()
+                time.sleep(0.5)
+        finally:
+            consumer.close()
 
     def stop(self) -> None:
         for worker in self.workers:
