@@ -149,6 +149,8 @@ class WorkerLoop:
         # partitions whose customers are in the due index and the tallies
         self._indexed: set[int] = set()
         self._tallies: dict[int, Tally] = {}
+        # partitions indexed whose restored clock's due work has not run yet
+        self._restored: set[int] = set()
 
     # ---- input ---------------------------------------------------------------------------------
 
@@ -390,6 +392,7 @@ class WorkerLoop:
         for partition in partitions:
             self._partitions.pop(partition, None)
             self._indexed.discard(partition)
+            self._restored.discard(partition)
             self._tallies.pop(partition, None)
             self.due.drop(partition)
 
@@ -400,10 +403,15 @@ class WorkerLoop:
         if number not in self._partitions:
             self._partitions[number] = _Partition()
         if number not in self._indexed:
-            for indexed in sorted(await self.index_new_partitions()):
-                # time-driven work of the restored clock first, as a run that never stopped
-                # did it right after the record that moved the clock there
-                await self._run_due(indexed)
+            self._restored.update(await self.index_new_partitions())
+        if number in self._restored and number in self._partitions:
+            # time-driven work of the restored clock first, as a run that never stopped did
+            # it right after the record that moved the clock there. Only now, for this
+            # partition: Faust writes a table change to the changelog partition of the record
+            # being processed, so another partition's due work must wait for its own record
+            # or tick.
+            self._restored.discard(number)
+            await self._run_due(number)
         return self._partitions.get(number)
 
     def clock_ms(self, partition: int) -> int | None:

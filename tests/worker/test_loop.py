@@ -547,3 +547,23 @@ def test_a_partition_lost_while_sending_leaves_its_record_unacked_and_unwritten(
     assert any(record.partition == 0 for record in log)
     assert harness.acked and all(partition != 0 for _, partition, _ in harness.acked)
     assert not any(s.key and expected_partition(s.key, PARTITIONS) == 0 for s in harness.sent)
+
+
+def test_restored_due_work_runs_only_for_the_partition_of_the_record_at_hand(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """Faust writes a table change to the changelog partition of the record being processed:
+    the due work of a partition's restored clock must wait for a record or tick of its own."""
+    first = Harness(codec)
+
+    async def no_due_work(_partition: int) -> None:
+        return None
+
+    first.loop._run_due = no_due_work  # type: ignore[method-assign, assignment]
+    first.feed(log)  # every customer stored with due work left undone
+    second = Harness(codec, table=dict(first.table))
+    second.loop.assign(range(PARTITIONS))
+    last_of_0 = [r for r in log if r.partition == 0][-1]
+    second.feed([last_of_0])  # read again: a duplicate, but the partition's due work runs
+    assert second.sent, "the restored clock should have due work to do"
+    assert {expected_partition(s.key or b"", PARTITIONS) for s in second.sent} == {0}
