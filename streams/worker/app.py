@@ -226,6 +226,9 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     @app.agent(inputs, concurrency=1)
     async def process(stream: Any) -> None:
+        transactions = app.consumer.transactions
+        if isinstance(transactions, kafka_transport.GatedTransactionManager):
+            transactions.gate = loop.commit_gate  # before the first record is sent anywhere
         try:
             await _process(stream)
         except Exception as error:

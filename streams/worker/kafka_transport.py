@@ -10,16 +10,21 @@ stops with a ConsistencyError (its offset above -1). A ListOffsets request made 
 consumer's isolation level returns the last stable offset under read_committed, as Kafka's
 own clients do (see faust-streaming/faust#158 and robinhood/aiokafka#7 for the -1).
 
+And one guard: under exactly_once a partition's transaction is committed only while the
+worker loop is between records (`GatedTransactionManager`).
+
 Registered with Faust under the URL scheme `loyalty-kafka://`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import faust.transport.drivers
 from aiokafka.errors import IllegalOperation, ProducerFenced
 from faust.exceptions import ProducerSendError
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
 
@@ -42,8 +47,23 @@ class BrokerEndOffsetsConsumer(Consumer):
         return BrokerEndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class GatedTransactionManager(TransactionManager):
+    """Commits the open transactions (with the offsets acked) only while `gate` is free: the
+    worker loop holds it from a record's first output until the record's state write is in
+    the transaction, so no commit holds one without the other (see `WorkerLoop.commit_gate`)."""
+
+    gate: asyncio.Lock | None = None  # set by the worker once its loop exists
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        if self.gate is None:
+            return bool(await super().commit(offsets, start_new_transaction))
+        async with self.gate:
+            return bool(await super().commit(offsets, start_new_transaction))
+
+
 class LoyaltyTransport(Transport):
     Consumer = BrokerEndOffsetsConsumer
+    TransactionManager = GatedTransactionManager
 
 
 def register() -> str:

@@ -143,6 +143,14 @@ class WorkerLoop:
         self.owns = owns
         self.observe_latency = observe_latency
         self.hand_over = hand_over
+        # Held from a record's first output send until its state write is with the producer.
+        # Under exactly_once Faust commits a partition's transaction (its sends so far and the
+        # offsets acked so far) whenever its commit timer fires: one firing between a record's
+        # outputs and its state write commits the outputs without the state; a crash before
+        # the next commit then has the next owner apply the record again and send its outputs
+        # a second time (the crash test saw one output twice under read_committed). The
+        # transaction manager takes this lock before it commits (see `kafka_transport`).
+        self.commit_gate = asyncio.Lock()
         self.due = DueIndex()
         self.counters = LoopCounters()
         self._partitions: dict[int, _Partition] = {}
@@ -275,22 +283,25 @@ class WorkerLoop:
         were acknowledged. A write after that would reach the changelog behind the next
         owner's writes and, compacted, win over them (a rebalance test lost 1,366 outputs to
         exactly that). Returns whether the outcome was committed."""
-        if outcome.send:
-            try:
-                await self.send(outcome.send, partition)  # acknowledged before the state moves on
-            except PartitionLostError as lost:
-                log.info("partition_lost", partition=partition, reason=str(lost))
-                return False  # nothing written, nothing acked: the next owner redoes it
-            self._count_sent(outcome)
-        if partition not in self._partitions or not self.owns(partition):
-            return False  # revoked (Faust told us) or no longer assigned (the consumer says)
-        if outcome.write is not None and key is not None:
-            self.table[key] = outcome.write.to_bytes()
-            self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
-            if outcome.after is not None:
-                self._count_change(partition, outcome.before, outcome.after)
-            if not await self.hand_over(partition):
-                return False  # not acked: the partition's next owner applies it again
+        async with self.commit_gate:
+            if outcome.send:
+                try:
+                    await self.send(outcome.send, partition)  # acknowledged before the state
+                except PartitionLostError as lost:
+                    log.info("partition_lost", partition=partition, reason=str(lost))
+                    return False  # nothing written, nothing acked: the next owner redoes it
+                self._count_sent(outcome)
+            if partition not in self._partitions or not self.owns(partition):
+                return False  # revoked (Faust told us) or no longer assigned (the consumer says)
+            if outcome.write is not None and key is not None:
+                self.table[key] = outcome.write.to_bytes()
+                self.due.set(
+                    outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms
+                )
+                if outcome.after is not None:
+                    self._count_change(partition, outcome.before, outcome.after)
+                if not await self.hand_over(partition):
+                    return False  # not acked: the partition's next owner applies it again
         return True
 
     def _count_sent(self, outcome: Outcome) -> None:

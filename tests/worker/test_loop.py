@@ -567,3 +567,39 @@ def test_restored_due_work_runs_only_for_the_partition_of_the_record_at_hand(
     second.feed([last_of_0])  # read again: a duplicate, but the partition's due work runs
     assert second.sent, "the restored clock should have due work to do"
     assert {expected_partition(s.key or b"", PARTITIONS) for s in second.sent} == {0}
+
+
+def test_no_commit_falls_between_a_records_outputs_and_its_state_write(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """Under exactly_once a commit of the partition's transaction between a record's outputs
+    and its state write would commit the outputs alone; a crash then has the next owner apply
+    the record again and send them twice. Here a commit is attempted in the middle of every
+    send (as Faust's commit timer may fire there): each one must find no record half done."""
+    harness = Harness(codec)
+    half_done: set[bytes] = set()  # customers whose outputs are sent and state not yet written
+    commits_seen: list[frozenset[bytes]] = []
+
+    class WatchedTable(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            half_done.discard(key)
+            super().__setitem__(key, value)
+
+    harness.table = WatchedTable()
+    harness.loop.table = harness.table
+
+    async def commit() -> None:
+        async with harness.loop.commit_gate:
+            commits_seen.append(frozenset(half_done))
+
+    async def send(outbound: list[Outbound], _partition: int) -> None:
+        half_done.update(item.key for item in outbound if item.key is not None)
+        harness.sent.extend(outbound)
+        asyncio.get_running_loop().create_task(commit())
+        for _ in range(3):  # Kafka's acknowledgement takes a while
+            await asyncio.sleep(0)
+
+    harness.loop.send = send
+    harness.feed(log)
+    assert len(commits_seen) > 100
+    assert all(not half for half in commits_seen)
