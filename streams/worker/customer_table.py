@@ -11,7 +11,14 @@ the customers concerned that way). Here a write waits in `unsent` until the writ
 `hand_over`, which gives it to the producer (into the partition's open transaction under
 exactly_once) before the record is acked; a commit that includes the record's offset then
 includes its write, or, under at_least_once, waits for it (Faust flushes the producer before
-committing)."""
+committing).
+
+A write dropped at the hand-over is undone in the local store too. Faust writes the local
+store (RocksDB, or memory) at once; left there, a dropped write outlives the rebalance when
+the partition stays with this worker: the record, read again, is skipped as applied, and its
+state never reaches the changelog, which the partition's next owner, `export` and `audit`
+read (CI's read-side test caught a customer's changelog 14 offsets behind, and its next owner
+then sent churn changes from that stale state)."""
 
 from __future__ import annotations
 
@@ -29,7 +36,8 @@ from streams.worker.kafka_transport import TRANSACTION_GONE
 class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values are raw bytes
     def __post_init__(self) -> None:  # Faust's Service hook, after __init__
         super().__post_init__()
-        self.unsent: deque[FutureMessage] = deque()
+        # each write kept, with the key's value in the local store before it (None: absent)
+        self.unsent: deque[tuple[FutureMessage, bytes, bytes | None]] = deque()
 
     def send_changelog(
         self,
@@ -39,7 +47,8 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         key_serializer: CodecArg | None = None,
         value_serializer: CodecArg | None = None,
     ) -> FutureMessage:
-        """Prepares the changelog write as Faust would, but keeps it for `hand_over`."""
+        """Prepares the changelog write as Faust would, but keeps it for `hand_over`. Called
+        by Faust before it writes the local store: what the store holds is the value before."""
         fut = self.changelog_topic.as_future_message(
             key=key,
             value=value,
@@ -51,7 +60,7 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
             callback=self._on_changelog_sent,
             eager_partitioning=True,
         )
-        self.unsent.append(fut)
+        self.unsent.append((fut, key, self.data.get(key)))
         return fut
 
     async def hand_over(self, still_owned: Callable[[int], bool]) -> bool:
@@ -59,16 +68,22 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         acknowledgement). A write for a partition no longer owned is dropped, and then the
         answer is False: its record must not be acked, so that the partition's next owner
         applies it again (a write arriving behind that owner's recovery would later win over
-        its newer states)."""
-        all_handed_over = True
+        its newer states). A dropped write is undone in the local store."""
+        dropped: list[tuple[bytes, bytes | None]] = []
         while self.unsent:
-            fut = self.unsent.popleft()
+            fut, key, before = self.unsent.popleft()
             partition = fut.message.partition
             if partition is None or not still_owned(partition):
-                all_handed_over = False
+                dropped.append((key, before))
                 continue
             try:
                 await fut.message.channel.publish_message(fut, wait=False)
             except TRANSACTION_GONE:  # exactly_once: the partition's next owner fenced us
-                all_handed_over = False
-        return all_handed_over
+                dropped.append((key, before))
+        # newest first, so that a key written twice ends at its value before the first write
+        for key, before in reversed(dropped):
+            if before is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = before  # the store alone: no changelog write
+        return not dropped

@@ -299,10 +299,8 @@ def test_metrics_of_both_workers_add_up_to_the_reference(run: Run) -> None:
         read_input_log(run.settings.bootstrap_servers, TopicNames(run.settings.topic_prefix))
     )
     # the second worker joined while the first read the backlog: records redelivered after
-    # that rebalance are read twice and skipped as duplicates. A record applied just as its
-    # partition moved can be counted as a duplicate only: its state write reached the local
-    # store but not the changelog, so it was not acked, and when the partition came back the
-    # local store already held it (the states are right either way: the tests above)
+    # that rebalance are read twice and skipped as duplicates (applied, written and handed
+    # over, but their offsets not committed before the partitions moved)
     applied = summed(scrapes, "loyalty_events_applied_total")
     duplicates = summed(scrapes, "loyalty_events_duplicate_total")
     assert applied <= log_size <= applied + duplicates
