@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "schema_registry_url"),
         description="Confluent-compatible schema registry; unset = Avro single-object encoding",
     )
+    schema_dir: Path | None = Field(
+        default=None,
+        description="the Avro schemas (.avsc, with history/) to read and write; unset = the "
+        "schemas of this release (set it to roll out a newer schema version to workers first)",
+    )
     cache_dir: Path = Field(default_factory=xdg_cache_dir, description="jars and default data")
 
     # the worker

@@ -297,7 +297,7 @@ def _text_or_none(value: Any) -> str | None:
 def make_codec(settings: Settings, catalog: SchemaCatalog | None = None) -> Codec:
     """The codec the settings ask for: Confluent framing through the schema registry when
     `schema_registry_url` (SCHEMA_REGISTRY_URL) is set, single-object encoding otherwise."""
-    catalog = catalog or SchemaCatalog.load()
+    catalog = catalog or SchemaCatalog.load(settings.schema_dir)
     if not settings.schema_registry_url:
         return Codec(catalog)
     from streams.contract.registry import RegistryFraming
