@@ -354,9 +354,12 @@ class WorkerLoop:
 
     async def index_new_partitions(self) -> set[int]:
         """After a (re)assignment: the customers stored for each partition new here go into
-        the due index (from the headers) and the partition's tally (the only time states are
-        counted by a scan; from then on the tally follows each change), and each partition's
-        clock is the highest stored with its customers. One scan for all the partitions
+        the due index and the partition's tally (the only time states are counted by a scan;
+        from then on the tally follows each change), and each partition's clock is the
+        highest stored with its customers. When a customer is next due is asked of the core
+        under this worker's rules, not read from the stored header: after a rules change
+        (a rolling restart) the header holds the old rules' answer, and a due time the new
+        rules bring forward (a shorter points expiry, say) would be missed. One scan for all the partitions
         assigned, yielding to the event loop as it goes: a table of a million customers takes
         seconds, and a loop blocked that long misses the consumer's heartbeats. Returns the
         partitions indexed."""
@@ -372,9 +375,10 @@ class WorkerLoop:
             header = StoredCustomer.header_of(value)
             tally = tallies.get(header.partition)
             if tally is not None:
-                due.append((header.partition, key.decode(), header.next_due_ms))
+                state = StoredCustomer.from_bytes(value).state
+                due.append((header.partition, key.decode(), self.processor.next_due_ms(state)))
                 clocks[header.partition] = max(clocks[header.partition], header.clock_ms)
-                tally.count(facts_of(StoredCustomer.from_bytes(value).state, program))
+                tally.count(facts_of(state, program))
             if scanned % INDEX_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         for number, tally in tallies.items():

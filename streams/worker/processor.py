@@ -237,11 +237,15 @@ class Processor:
             return stored(new_customer(customer_id), partition, (0,) * SOURCES, None)
         return StoredCustomer.from_bytes(stored_bytes)
 
+    def next_due_ms(self, state: CustomerState) -> int | None:
+        """When the core under this worker's rules next has time-driven work for the state."""
+        due = next_due(state, self.program)
+        return None if due is None else to_ms(due)
+
     def _store(
         self, state: Any, partition: int, offsets: tuple[int, ...], clock_ms: int
     ) -> StoredCustomer:
-        due = next_due(state, self.program)
-        return stored(state, partition, offsets, None if due is None else to_ms(due), clock_ms)
+        return stored(state, partition, offsets, self.next_due_ms(state), clock_ms)
 
     # ---- encoding ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -603,3 +604,30 @@ def test_no_commit_falls_between_a_records_outputs_and_its_state_write(
     harness.feed(log)
     assert len(commits_seen) > 100
     assert all(not half for half in commits_seen)
+
+
+def test_after_a_rules_change_the_due_index_follows_the_new_rules(
+    codec: Codec, log: list[InputRecord], tmp_path: Path
+) -> None:
+    """A worker restarted with new rules (points lapse after 30 days instead of 365) learns
+    when each stored customer is next due from the new rules, not from the stored headers,
+    which hold the old rules' answer."""
+    before = Harness(codec)
+    before.feed(log)
+    rules = tmp_path / "shorter-expiry.toml"
+    rules.write_text(DEFAULT_RULES.read_text().replace("expiry_days = 365", "expiry_days = 30", 1))
+    program = load_program(rules)
+    assert program.version != load_program(DEFAULT_RULES).version
+    after = WorkerLoop(
+        Processor(program, codec, TOPICS, PARTITIONS), before.table, before._send,
+        before._caught_up, grace_ms=0, live_clock=False,
+    )  # fmt: skip
+    after.assign(range(PARTITIONS))
+    asyncio.run(after.index_new_partitions())
+    moved = 0
+    for key, value in before.table.items():
+        stored = StoredCustomer.from_bytes(value)
+        wanted = after.processor.next_due_ms(stored.state)
+        assert after.due._due[stored.partition].get(key.decode()) == wanted
+        moved += wanted != stored.next_due_ms
+    assert moved > 0  # the new rules brought some customers' due times forward
