@@ -81,10 +81,17 @@ def reference_fold(
     partitions: int,
     *,
     grace_ms: int = 0,
+    restarted_from: Reference | None = None,
 ) -> Reference:
     """What a worker that never crashed would have stored and sent for this log (with the
-    worker's grace, so that the time-driven work at the log's end matches too)."""
+    worker's grace, so that the time-driven work at the log's end matches too). With
+    `restarted_from`: what a worker restarted (with `program`, new rules perhaps) after
+    storing and sending that reference goes on to store and send for `records`, the rest of
+    the log; its table and outputs carry on from it (and it is left unchanged)."""
     reference = Reference()
+    if restarted_from is not None:
+        reference.table.update(restarted_from.table)
+        reference.outputs.extend(restarted_from.outputs)
     processor = Processor(program, codec, topics, partitions)
     at_end = False
 

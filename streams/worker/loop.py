@@ -359,10 +359,10 @@ class WorkerLoop:
         highest stored with its customers. When a customer is next due is asked of the core
         under this worker's rules, not read from the stored header: after a rules change
         (a rolling restart) the header holds the old rules' answer, and a due time the new
-        rules bring forward (a shorter points expiry, say) would be missed. One scan for all the partitions
-        assigned, yielding to the event loop as it goes: a table of a million customers takes
-        seconds, and a loop blocked that long misses the consumer's heartbeats. Returns the
-        partitions indexed."""
+        rules bring forward (a shorter points expiry, say) would be missed. One scan for all
+        the partitions assigned, yielding to the event loop as it goes: a table of a million
+        customers takes seconds, and a loop blocked that long misses the consumer's
+        heartbeats. Returns the partitions indexed."""
         new = set(self._partitions) - self._indexed
         if not new:
             return new
