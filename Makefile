@@ -9,13 +9,14 @@ SYNCED := $(VENV)/.synced
 LOYALTY := $(VENV)/bin/loyalty
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick clean
+.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick soak clean
 
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
 	@echo "make test   - the whole test suite (starts its own Kafka broker)"
 	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up)"
 	@echo "make check  - lint and test, as CI runs them"
+	@echo "make soak   - an hour of traffic with worker restarts, then the audit (bench/soak.py)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -61,6 +62,10 @@ bench-quick: install kafka-jars
 
 bench: install kafka-jars
 	$(VENV)/bin/python -m bench.core
+
+# an hour of steady traffic with a worker killed every 5 minutes, then the audit (not in `test`)
+soak: install kafka-jars
+	$(VENV)/bin/python -m bench.soak --minutes 60
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,266 @@
+"""Soak: a long run at a steady rate with a worker killed and restarted every few minutes,
+watched from outside; at the end, the audit.
+
+    .venv/bin/python -m bench.soak [--minutes 60] [--rate 150] [--restart-every 5]
+    make soak            # the hour
+
+Two workers on a broker of the run's own (or `LOYALTY_BOOTSTRAP_SERVERS`). `worker-0` stays
+up the whole run: its RSS is the curve a leak would show in. `worker-1` is SIGKILLed and
+restarted every `--restart-every` minutes, so the group rebalances and partitions move both
+ways each time (worker-0 recovers and gives up customers again and again). Simulated POS
+traffic (a fixed population, so the table fills and then stays at its size) is published at
+`--rate` events/s the whole time. Every `--sample-every` seconds: each worker's RSS, the
+customers in the table (the workers' /stats), the group's consumer lag. At the end, once the
+lag is zero, `loyalty audit` folds the whole input log and compares it with the live state
+and the output topics.
+
+Writes `bench/results/<name>.json` and `.txt` (the curve: start, middle and end); exits 1 if
+the audit finds a mismatch or a worker died on its own. The worker runs with the event clock
+(see `bench.harness.worker_env`)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.harness import (
+    RESULTS,
+    KafkaProbe,
+    bench_broker,
+    ensure_alive,
+    new_worker,
+    rss_mb,
+    topics_of,
+    unique_name,
+    worker_env,
+    worker_pid,
+    worker_source,
+)
+from streams.broker import TopicNames
+from streams.contract import Codec, make_codec
+from streams.settings import Settings
+from streams.tools.audit import audit
+from streams.tools.publish import EventPublisher
+from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.worker_process import WorkerProcess
+
+PARTITIONS = 8
+STEADY_AFTER = 0.1  # the first tenth of the run is warm-up: the curve's "start" comes after it
+
+
+@dataclass
+class Sample:
+    at_s: float  # seconds since the traffic started
+    rss_mb: dict[str, float]  # per worker running at the time
+    customers: int | None  # in the table, summed over the workers' /stats (None: one down)
+    lag: int
+
+
+@dataclass
+class SoakResult:
+    minutes: float
+    rate_eps: float
+    restart_every_min: float
+    worker_code: str  # the commit the workers ran (`+dirty`: the working tree, changed)
+    published: int = 0
+    restarts: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    audit_ok: bool = False
+    audit_summary: str = ""
+    drain_s: float = 0.0
+    died_on_their_own: list[str] = field(default_factory=list)
+
+    def curve(self, worker: str = "worker-0") -> dict[str, float | None]:
+        """RSS (MB) of `worker` just after warm-up, at the middle and at the end of the run."""
+        points = [(s.at_s, s.rss_mb.get(worker)) for s in self.samples]
+        points = [(at, rss) for at, rss in points if rss is not None]
+        if not points:
+            return {"start": None, "middle": None, "end": None}
+        total = points[-1][0]
+
+        def at(fraction: float) -> float:
+            return min(points, key=lambda point: abs(point[0] - fraction * total))[1]  # type: ignore[return-value]
+
+        return {"start": at(STEADY_AFTER), "middle": at(0.5), "end": at(1.0)}
+
+    def table_sizes(self) -> dict[str, int | None]:
+        known = [(s.at_s, s.customers) for s in self.samples if s.customers is not None]
+        if not known:
+            return {"middle": None, "end": None}
+        total = known[-1][0]
+        middle = min(known, key=lambda point: abs(point[0] - total / 2))[1]
+        return {"middle": middle, "end": known[-1][1]}
+
+
+def table_customers(workers: Sequence[WorkerProcess]) -> int | None:
+    total = 0
+    for worker in workers:
+        try:
+            with urllib.request.urlopen(  # nosec B310: a literal http:// URL
+                f"http://127.0.0.1:{worker.web_port}/stats", timeout=5
+            ) as response:
+                total += int(json.load(response)["customers"])
+        except (OSError, ValueError, KeyError):
+            return None
+    return total
+
+
+class SteadyTraffic(threading.Thread):
+    """Publishes simulated events at `rate` per second until stopped."""
+
+    def __init__(self, bootstrap: str, topics: TopicNames, codec: Codec, rate: float,
+                 customers: int, events: int) -> None:  # fmt: skip
+        super().__init__(name="soak-traffic", daemon=True)
+        self.bootstrap, self.topics, self.codec, self.rate = bootstrap, topics, codec, rate
+        self.config = SimulationConfig(customers=customers, events=events, seed=11)
+        self.stopped = threading.Event()
+        self.published = 0
+        self.failed = 0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        with EventPublisher(self.bootstrap, self.topics, self.codec) as publisher:
+            for schema_name, record in simulate(self.config):
+                if self.stopped.is_set():
+                    break
+                publisher.write(schema_name, record)
+                self.published += 1
+                ahead = self.published / self.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        self.failed = publisher.tally.failed
+
+
+def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
+         customers: int, scratch: Path, commit: str | None) -> SoakResult:  # fmt: skip
+    source, revision = worker_source(scratch, commit)
+    result = SoakResult(minutes, rate, restart_every, revision)
+    with bench_broker(scratch) as broker:
+        bootstrap = broker.bootstrap_servers
+        prefix, app_id = unique_name("soak"), unique_name("soak-app")
+        topics = topics_of(prefix, PARTITIONS, bootstrap)
+        env = worker_env(bootstrap, prefix, app_id, PARTITIONS)
+        settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, app_id=app_id,
+                            partitions=PARTITIONS, clock="event")  # fmt: skip
+        codec = make_codec(settings)
+        workers = [new_worker(scratch, f"worker-{i}", env, source) for i in range(2)]
+        probe = KafkaProbe(bootstrap)
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.wait_ready(timeout_s=180)
+        events = int(rate * minutes * 60 * 1.2) + 1000  # more than the run can publish
+        traffic = SteadyTraffic(bootstrap, topics, codec, rate, customers, events)
+        started = time.monotonic()
+        traffic.start()
+        next_restart = started + restart_every * 60
+        next_sample = started
+        end = started + minutes * 60
+        try:
+            while time.monotonic() < end:
+                now = time.monotonic()
+                if now >= next_restart:
+                    workers[1].kill()
+                    time.sleep(2)
+                    workers[1].start()
+                    result.restarts += 1
+                    next_restart = now + restart_every * 60
+                if now >= next_sample:
+                    sample = Sample(
+                        at_s=round(now - started, 1),
+                        rss_mb={
+                            w.name: round(rss_mb(worker_pid(w))[0], 1) for w in workers if w.alive()
+                        },
+                        customers=table_customers(workers),
+                        lag=probe.lag(app_id, topics.inputs),
+                    )
+                    result.samples.append(sample)
+                    print(f"{sample.at_s:7.0f} s  rss {sample.rss_mb}  customers "
+                          f"{sample.customers}  lag {sample.lag}", flush=True)  # fmt: skip
+                    next_sample = now + sample_every
+                for worker in workers:
+                    ensure_alive(worker)
+                time.sleep(0.5)
+        except RuntimeError as error:  # a worker exited without being killed
+            result.died_on_their_own.append(str(error))
+        finally:
+            traffic.stopped.set()
+            traffic.join(timeout=120)
+        result.published = traffic.published
+        drain_started = time.monotonic()
+        while probe.lag(app_id, topics.inputs) > 0:
+            if time.monotonic() - drain_started > 1800:
+                break
+            time.sleep(2)
+        result.drain_s = round(time.monotonic() - drain_started, 1)
+        time.sleep(5)  # the due work of the last records' clocks (one tick)
+        report = audit(settings)
+        result.audit_ok = report.ok and traffic.failed == 0
+        result.audit_summary = report.summary()
+        probe.close()
+        for worker in workers:
+            worker.kill()
+    return result
+
+
+def write_results(result: SoakResult, name: str) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    payload: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        **asdict(result),
+        "rss_curve_mb": result.curve(),
+        "table_customers": result.table_sizes(),
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    curve = result.curve()
+    lines = [
+        f"soak: {result.minutes:g} min at {result.rate_eps:g} events/s, "
+        f"worker-1 SIGKILLed and restarted {result.restarts} times (workers of "
+        f"{result.worker_code})",
+        f"published {result.published:,} events; drained in {result.drain_s} s after the traffic",
+        f"worker-0 RSS (MB): start {curve['start']}, middle {curve['middle']}, end {curve['end']}",
+        f"customers in the table: middle {result.table_sizes()['middle']}, "
+        f"end {result.table_sizes()['end']}",
+        f"max lag during the run: {max((s.lag for s in result.samples), default=0):,}",
+        f"audit: {'OK' if result.audit_ok else 'FAILED'}",
+        result.audit_summary,
+        *result.died_on_their_own,
+    ]
+    (RESULTS / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(
+    minutes: Annotated[float, typer.Option(help="length of the steady traffic")] = 60.0,
+    rate: Annotated[float, typer.Option(help="events per second published")] = 150.0,
+    restart_every: Annotated[float, typer.Option(help="minutes between worker-1's kills")] = 5.0,
+    sample_every: Annotated[float, typer.Option(help="seconds between samples")] = 30.0,
+    customers: Annotated[int, typer.Option(help="the simulated population")] = 5000,
+    commit: Annotated[
+        str | None,
+        typer.Option(help="run the worker of this commit (e.g. HEAD) instead of the tree's"),
+    ] = None,
+    results: Annotated[str, typer.Option(help="name of the result files")] = "soak-latest",
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
+        result = soak(minutes, rate, restart_every, sample_every, customers, Path(scratch), commit)
+    path = write_results(result, results)
+    typer.echo((RESULTS / f"{results}.txt").read_text())
+    typer.echo(f"wrote {path}")
+    if not result.audit_ok or result.died_on_their_own:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)
