@@ -22,11 +22,12 @@ from typing import Any
 
 import faust
 import structlog
+from confluent_kafka import KafkaException
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from streams.broker.security import faust_broker_options
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.topics import INPUT_TOPIC_CONFIG, TopicNames, ensure_topics, topic_configs
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
@@ -57,7 +58,20 @@ def prepare_topics(settings: Settings) -> None:
         [*topics.all, ticks_topic_name(settings)],
         settings.partitions,
         settings.replication_factor,
+        configs=topics.configs,
     )
+    # topics made before the inputs took the broker's timestamps, or by other tooling
+    try:
+        existing = topic_configs(settings.kafka, topics.inputs)
+    except KafkaException as error:  # no DescribeConfigs on them (see the README's ACLs)
+        log.info("input_topic_config_unknown", error=error.args[0].str())
+        return
+    for name, config in existing.items():
+        for key, wanted in INPUT_TOPIC_CONFIG.items():
+            if config.get(key) != wanted:
+                log.warning("input_topic_config", topic=name, key=key, value=config.get(key),
+                            wanted=wanted, why="records a producer held back (a broker "
+                            "outage) can be applied out of the order a replay gives")  # fmt: skip
 
 
 def api_token(settings: Settings) -> str | None:
