@@ -31,7 +31,7 @@ from streams.broker.topics import INPUT_TOPIC_CONFIG, TopicNames, ensure_topics,
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
-from streams.worker import kafka_transport, memory_store
+from streams.worker import kafka_transport, memory_store, state_dir
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.http_guard import api_guard
@@ -89,10 +89,11 @@ def store_url(settings: Settings) -> str:
     would survive a crash holding writes of transactions that were aborted, marking records
     as applied whose outputs were never committed (the crash test lost hundreds of outputs
     that way), and Faust's RocksDB recovery under transactions stops with a ConsistencyError
-    (persisted offset above the last stable offset) after a rebalance."""
+    (persisted offset above the last stable offset) after a rebalance. RocksDB is Faust's,
+    except that a write the disk refuses stops the worker (see `state_dir`)."""
     if settings.processing_guarantee == "exactly_once" or settings.store == "memory":
         return memory_store.register()
-    return "rocksdb://"
+    return state_dir.register()
 
 
 def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
