@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -27,6 +27,16 @@ _LEGAL_PREFIX = re.compile(r"[a-zA-Z0-9._-]+")
 _LONGEST_SUFFIX = len(".tier-changes.v1")
 MAX_TOPIC_NAME = 249
 UNREACHABLE_AFTER = 10.0
+
+# The inputs' record timestamps are set by the broker when it appends a record, not by the
+# producer: the worker merges a partition's two inputs by timestamp, and can only know it has
+# seen everything older than a record from the broker's side. A producer's timestamp is when
+# it was asked to send, and a producer that held records back (a broker outage: the publisher
+# buffers and retries for minutes) delivers them behind newer records of the other input;
+# the worker had applied those already, the audit's replay of the log would not (the broker
+# outage test saw churn-risk changes the replay did not make, and customers' remembered
+# events in another order).
+INPUT_TOPIC_CONFIG: Mapping[str, str] = {"message.timestamp.type": "LogAppendTime"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,28 @@ class TopicNames:
     def all(self) -> tuple[str, ...]:
         return (*self.inputs, *self.outputs, self.dead_letter)
 
+    @property
+    def configs(self) -> dict[str, Mapping[str, str]]:
+        """Topic configs to create our topics with (the rest take the broker's defaults)."""
+        return dict.fromkeys(self.inputs, INPUT_TOPIC_CONFIG)
+
+
+def topic_configs(
+    kafka: KafkaTarget, names: Iterable[str], timeout: float = 30.0
+) -> dict[str, dict[str, str]]:
+    """The current configs (every key, defaults included) of the topics `names`."""
+    # confluent-kafka re-exports these without declaring it for type checkers
+    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+
+    admin = admin_client(kafka)
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in names], request_timeout=timeout
+    )
+    return {
+        resource.name: {key: entry.value for key, entry in future.result(timeout).items()}
+        for resource, future in futures.items()
+    }
+
 
 class TopicOutcome(Enum):
     CREATED = "created"
@@ -102,15 +134,18 @@ def ensure_topics(
     partitions: int,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, TopicOutcome]:
-    """Creates the topics that are missing, each with `partitions` partitions; topics that
-    exist with that count are fine. If any exists with another count, raises
+    """Creates the topics that are missing, each with `partitions` partitions and its entry in
+    `configs` (`TopicNames.configs` for ours); topics that exist with that count are fine
+    (their configs are not changed). If any exists with another count, raises
     TopicPartitionsMismatchError naming them all, before creating anything. Returns once every
     topic has a leader for each partition, so a producer can use them at once."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.cimpl import NewTopic
 
     wanted = list(dict.fromkeys(names))
+    configs = configs or {}
     admin = admin_client(kafka)
     # A broker that is up answers metadata in milliseconds; no need to make a user with no
     # broker wait the whole creation timeout to hear so.
@@ -124,7 +159,10 @@ def ensure_topics(
     missing = [name for name in wanted if name not in existing]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(name, partitions, replication_factor) for name in missing],
+            [
+                NewTopic(name, partitions, replication_factor, config=dict(configs.get(name, {})))
+                for name in missing
+            ],
             request_timeout=timeout,
         )
         for name, future in futures.items():

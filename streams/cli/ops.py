@@ -203,6 +203,7 @@ def create_topics(
             names.all,
             settings.partitions,
             settings.replication_factor,
+            configs=names.configs,
         )
     except (BrokerError, ValueError) as error:
         raise _fail(str(error)) from error

@@ -65,6 +65,7 @@ def worker(
 
     from streams.worker.app import build_app, prepare_topics
     from streams.worker.logs import configure_structlog, logging_config, use_log_key
+    from streams.worker.state_dir import EX_IOERR, StateDirError, check_writable
 
     settings = load_settings(
         bootstrap_servers=bootstrap_servers,
@@ -78,6 +79,12 @@ def worker(
         store=store,
         standby_replicas=standby_replicas,
     )
+    try:
+        # before Kafka is asked anything: a worker that cannot keep state must not join
+        check_writable(settings.data_dir)
+    except StateDirError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EX_IOERR) from None
     prepare_topics(settings)
     app, _ = build_app(settings)
     configure_structlog()

@@ -22,15 +22,16 @@ from typing import Any
 
 import faust
 import structlog
+from confluent_kafka import KafkaException
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from streams.broker.security import faust_broker_options
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.topics import INPUT_TOPIC_CONFIG, TopicNames, ensure_topics, topic_configs
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
-from streams.worker import kafka_transport, memory_store
+from streams.worker import kafka_transport, memory_store, state_dir
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.http_guard import api_guard
@@ -57,7 +58,20 @@ def prepare_topics(settings: Settings) -> None:
         [*topics.all, ticks_topic_name(settings)],
         settings.partitions,
         settings.replication_factor,
+        configs=topics.configs,
     )
+    # topics made before the inputs took the broker's timestamps, or by other tooling
+    try:
+        existing = topic_configs(settings.kafka, topics.inputs)
+    except KafkaException as error:  # no DescribeConfigs on them (see the README's ACLs)
+        log.info("input_topic_config_unknown", error=error.args[0].str())
+        return
+    for name, config in existing.items():
+        for key, wanted in INPUT_TOPIC_CONFIG.items():
+            if config.get(key) != wanted:
+                log.warning("input_topic_config", topic=name, key=key, value=config.get(key),
+                            wanted=wanted, why="records a producer held back (a broker "
+                            "outage) can be applied out of the order a replay gives")  # fmt: skip
 
 
 def api_token(settings: Settings) -> str | None:
@@ -75,10 +89,11 @@ def store_url(settings: Settings) -> str:
     would survive a crash holding writes of transactions that were aborted, marking records
     as applied whose outputs were never committed (the crash test lost hundreds of outputs
     that way), and Faust's RocksDB recovery under transactions stops with a ConsistencyError
-    (persisted offset above the last stable offset) after a rebalance."""
+    (persisted offset above the last stable offset) after a rebalance. RocksDB is Faust's,
+    except that a write the disk refuses stops the worker (see `state_dir`)."""
     if settings.processing_guarantee == "exactly_once" or settings.store == "memory":
         return memory_store.register()
-    return "rocksdb://"
+    return state_dir.register()
 
 
 def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:

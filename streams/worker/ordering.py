@@ -1,5 +1,6 @@
 """The order in which a partition's input records are applied: a merge of the partition's
-sources (purchases, feedback) by record timestamp, that is by when the POS published them.
+sources (purchases, feedback) by record timestamp, that is by when the broker took them (the
+input topics are made with `message.timestamp.type=LogAppendTime`: see `broker.topics`).
 
 Each source is read in offset order; the merge takes, among the sources' oldest buffered
 records, the one with the earliest timestamp (ties: purchases first, then by offset). It waits

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from typer.testing import CliRunner
 
@@ -62,3 +64,43 @@ def test_no_broker_is_a_clear_error() -> None:
     nobody = f"127.0.0.1:{free_port()}"
     with pytest.raises(BrokerUnreachableError, match=f"no Kafka broker answers at {nobody}"):
         ensure_topics(nobody, TopicNames().all, partitions=1, timeout=1)
+
+
+@pytest.mark.broker
+def test_inputs_take_the_brokers_append_time_as_their_record_timestamps(
+    kafka_bootstrap: str, topic_names: TopicNames
+) -> None:
+    """The worker merges a partition's inputs by record timestamp: it must be when the broker
+    took the record, whatever time the producer put on it (a producer that buffered through
+    a broker outage stamps records with the time it was asked to send them)."""
+    from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer
+    from confluent_kafka import TopicPartition as Partition
+
+    from streams.broker.topics import topic_configs
+
+    flags = ["-b", kafka_bootstrap, "--topic-prefix", topic_names.prefix, "--partitions", "1"]
+    result = runner.invoke(app, ["topics", "create", *flags])
+    assert result.exit_code == 0, result.output
+    configs = topic_configs(kafka_bootstrap, topic_names.all)
+    stamped = {name: c["message.timestamp.type"] for name, c in configs.items()}
+    assert stamped == {
+        **dict.fromkeys(topic_names.all, "CreateTime"),
+        **dict.fromkeys(topic_names.inputs, "LogAppendTime"),
+    }
+    held_back_ms = int(time.time() * 1000) - 120_000  # as a producer's buffered record
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic_names.feedback, key=b"c-1", value=b"x", timestamp=held_back_ms)
+    assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "append-time"})
+    consumer.assign([Partition(topic_names.feedback, 0, OFFSET_BEGINNING)])
+    try:
+        record = None
+        deadline = time.monotonic() + 30
+        while record is None and time.monotonic() < deadline:
+            record = consumer.poll(1.0)
+    finally:
+        consumer.close()
+    assert record is not None and record.error() is None
+    kind, timestamp_ms = record.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME
+    assert timestamp_ms >= held_back_ms + 110_000
