@@ -265,6 +265,12 @@ class Codec:
             raise UndecodableError(
                 f"{reading.name} body truncated: the bytes end before the record does"
             ) from error
+        except OverflowError as error:
+            # the one number fastavro turns into something bounded is a timestamp
+            raise UndecodableError(
+                f"{reading.name} body undecodable: a timestamp is outside the years 1 to 9999 "
+                f"that a date holds, or a number is out of range (OverflowError: {error})"
+            ) from error
         except Exception as error:
             # fastavro reports a broken body as whichever error its reader meets first:
             # UnicodeDecodeError, IndexError (union or enum index), ValueError, OverflowError...

@@ -8,7 +8,12 @@ columns are the schema's field names, with two conveniences for people: money ma
 amount in major units under the field's name without `_minor` (`total=11.77`), and
 `occurred_at` may be ISO-8601 or `YYYYMMDD`. A row without an `event_id` gets one derived from
 the file's content hash and its line number, so publishing the same file twice produces the
-same ids and downstream sees the second copy as duplicates."""
+same ids and downstream sees the second copy as duplicates.
+
+Nothing in a file raises: a row that cannot become an event is a `RowError` with its line and
+the reason, and so is a file that is not UTF-8 text or a broken gzip stream (then the reading
+stops there). Times and ids outside the core's limits (`streams.core.limits`) are refused here
+too, so `loyalty publish` names their lines before anything is sent."""
 
 from __future__ import annotations
 
@@ -17,13 +22,21 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from streams.contract.money import MoneyError, to_minor_units
+from streams.core.limits import AVRO_LONG_MAX, event_time_problem, id_problem
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+# bytes that are not UTF-8, as the "surrogateescape" error handler leaves them in the text
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +117,12 @@ def parse_occurred_at(value: Any, field_name: str = "occurred_at") -> datetime:
     if isinstance(value, bool):
         raise RowValueError(f"{field_name} {value!r} is not a time")
     if isinstance(value, int):
-        moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            moment = _EPOCH + timedelta(milliseconds=value)
+        except OverflowError:
+            raise RowValueError(
+                f"{field_name} {value} (epoch milliseconds) is outside the years 1 to 9999"
+            ) from None
     else:
         text = str(value).strip()
         try:
@@ -116,7 +134,12 @@ def parse_occurred_at(value: Any, field_name: str = "occurred_at") -> datetime:
             raise RowValueError(
                 f"{field_name} {text!r} is neither ISO-8601 (2025-03-01T10:15:00Z) nor YYYYMMDD"
             ) from None
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        try:
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+            raise RowValueError(
+                f"{field_name} {text!r} is outside the years 1 to 9999 in UTC"
+            ) from None
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -139,26 +162,52 @@ def _text(row: Mapping[str, Any], name: str, *, required: bool) -> str | None:
 
 def _integer(row: Mapping[str, Any], name: str, *, default: int | None = None) -> int:
     value = row.get(name)
-    if type(value) is int:  # a JSON number already (never a bool: `type` is exact)
-        return value
+    if type(value) is int and -AVRO_LONG_MAX <= value <= AVRO_LONG_MAX:
+        return value  # a JSON number already (never a bool: `type` is exact)
     if _is_missing(value):
         if default is None:
             raise RowValueError(f"{name} is missing")
         return default
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise RowValueError(f"{name} {value!r} is not a whole number")
+        raise RowValueError(f"{name} {_shown(value)} is not a whole number")
+    if isinstance(value, int | float):
+        number = int(value)
+    else:
+        text = str(value).strip()
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise RowValueError(f"{name} {_shown(text)} is not a whole number")
+        # no int() of a 5000-digit text: the length says enough
+        number = int(text) if len(text.lstrip("+-")) <= 20 else AVRO_LONG_MAX + 1
+    if not -AVRO_LONG_MAX <= number <= AVRO_LONG_MAX:
+        raise RowValueError(
+            f"{name} {_shown(value)} is out of range (at most {AVRO_LONG_MAX} in size)"
+        )
+    return number
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _json(text: str, what: str) -> Any:
+    """json.loads, with everything it can raise as a RowValueError."""
     try:
-        return int(str(value).strip()) if not isinstance(value, int | float) else int(value)
-    except ValueError:
-        raise RowValueError(f"{name} {value!r} is not a whole number") from None
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RowValueError(f"{what} is not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise RowValueError(f"{what} is JSON nested too deeply") from None
+    except ValueError as error:  # an integer of more than 4300 digits
+        raise RowValueError(f"{what} is not usable JSON: {error}") from None
 
 
 def _money(row: Mapping[str, Any], name: str, currency: str, *, required: bool) -> int | None:
     """`<name>_minor` as integer minor units, or `<name>` as a decimal amount in major units."""
     minor_field = f"{name}_minor"
     minor = row.get(minor_field)
-    if type(minor) is int and row.get(name) is None:  # what record_to_row writes
-        return minor
+    if type(minor) is int and row.get(name) is None and 0 <= minor <= AVRO_LONG_MAX:
+        return minor  # what record_to_row writes
     has_minor = not _is_missing(row.get(minor_field))
     has_major = not _is_missing(row.get(name))
     if has_minor and has_major:
@@ -182,10 +231,7 @@ def _line_items(row: Mapping[str, Any], currency: str) -> list[dict[str, Any]]:
     if _is_missing(raw):
         return []
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise RowValueError(f"items is not a JSON list: {error.msg}") from None
+        raw = _json(raw, "items (a JSON list)")
     if not isinstance(raw, list):
         raise RowValueError("items must be a list of {sku, category, quantity, unit_price}")
     items = []
@@ -213,12 +259,23 @@ def _common(row: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     occurred_at = row.get("occurred_at")
     if _is_missing(occurred_at):
         raise RowValueError("occurred_at is missing")
+    moment = parse_occurred_at(occurred_at)
+    problem = event_time_problem(moment)
+    if problem is not None:
+        raise RowValueError(problem)
     return {
-        "event_id": event_id,
-        "customer_id": _text(row, "customer_id", required=True),
+        "event_id": _id(event_id, "event_id"),
+        "customer_id": _id(_text(row, "customer_id", required=True), "customer_id"),
         "store_id": _text(row, "store_id", required=False),
-        "occurred_at": parse_occurred_at(occurred_at),
+        "occurred_at": moment,
     }
+
+
+def _id(value: str | None, name: str) -> str | None:
+    problem = None if value is None else id_problem(name, value)
+    if problem is not None:
+        raise RowValueError(problem)
+    return value
 
 
 def _purchase(row: Mapping[str, Any], common: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -233,7 +290,9 @@ def _purchase(row: Mapping[str, Any], common: dict[str, Any], currency: str) -> 
 def _return(row: Mapping[str, Any], common: dict[str, Any], currency: str) -> dict[str, Any]:
     return {
         **common,
-        "purchase_event_id": _text(row, "purchase_event_id", required=True),
+        "purchase_event_id": _id(
+            _text(row, "purchase_event_id", required=True), "purchase_event_id"
+        ),
         "currency": currency,
         "amount_minor": _money(row, "amount", currency, required=False),
         "items": _line_items(row, currency),
@@ -253,7 +312,7 @@ def _complaint_opened(
 ) -> dict[str, Any]:
     return {
         **common,
-        "complaint_id": _text(row, "complaint_id", required=True),
+        "complaint_id": _id(_text(row, "complaint_id", required=True), "complaint_id"),
         "reason": _text(row, "reason", required=False),
     }
 
@@ -263,7 +322,7 @@ def _complaint_resolved(
 ) -> dict[str, Any]:
     return {
         **common,
-        "complaint_id": _text(row, "complaint_id", required=True),
+        "complaint_id": _id(_text(row, "complaint_id", required=True), "complaint_id"),
         "resolution": _text(row, "resolution", required=False),
     }
 
@@ -311,9 +370,30 @@ def file_content_id(path: Path) -> str:
 
 
 def _open_text(path: Path) -> TextIO:
+    """The file as text: UTF-8, a leading byte-order mark skipped (Excel writes one), bytes
+    that are not UTF-8 kept as lone surrogates for the row that holds them to be refused."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        return io.TextIOWrapper(
+            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _starts_utf16(path: Path) -> bool:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as stream:
+            return stream.read(2) in _UTF16_BOMS
+    except (OSError, EOFError):  # a broken gzip file: _raw_rows says so
+        return False
+
+
+def _not_utf8(line: int, text: str, where: str) -> RowError | None:
+    found = _NOT_UTF8.search(text)
+    if found is None:
+        return None
+    byte = ord(found.group()) - 0xDC00
+    return RowError(line, f"{where} is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")
 
 
 def file_format(path: Path) -> str:
@@ -328,30 +408,67 @@ def file_format(path: Path) -> str:
 
 
 def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with _open_text(path) as stream:
-        if file_format(path) == "csv":
-            reader = csv.DictReader(stream)
-            for row in reader:
-                # the physical line where the record ends: its own line unless a quoted
-                # value spans lines; the header is line 1
-                line = reader.line_num
-                if None in row:
-                    yield line, RowError(line, "more values than header columns")
-                    continue
+    if _starts_utf16(path):
+        yield 1, RowError(1, "the file is UTF-16 text (it starts with a UTF-16 byte-order "
+                             "mark); save it as UTF-8")  # fmt: skip
+        return
+    line = 0
+    try:
+        with _open_text(path) as stream:
+            rows = _csv_rows(stream) if file_format(path) == "csv" else _jsonl_rows(stream)
+            for line, row in rows:
                 yield line, row
-        else:
-            for line, text in enumerate(stream, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as error:
-                    yield line, RowError(line, f"not valid JSON: {error.msg}")
-                    continue
-                if not isinstance(value, dict):
-                    yield line, RowError(line, "a JSON Lines row must be an object")
-                    continue
-                yield line, value
+    except (OSError, EOFError) as error:  # gzip: not gzip, or cut short
+        yield line + 1, RowError(line + 1, f"the file cannot be read from here on: {error}")
+
+
+def _jsonl_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for line, text in enumerate(stream, start=1):
+        if text.strip():
+            yield line, _json_row(line, text)
+
+
+def _csv_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    reader = csv.DictReader(stream)
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as error:  # a field over csv's 128 KiB limit, ...
+            # the reader counts the line it refused only once it reads the next one
+            line = reader.line_num + 1
+            yield line, RowError(line, f"not valid CSV: {error}")
+            continue
+        # the physical line where the record ends: its own line unless a quoted value spans
+        # lines; the header is line 1
+        line = reader.line_num
+        if None in row:
+            yield line, RowError(line, "more values than header columns")
+            continue
+        broken = _not_utf8(line, "".join(key for key in row if key), "the header") or next(
+            (
+                problem
+                for key, value in row.items()
+                if value and (problem := _not_utf8(line, value, f"column {key}")) is not None
+            ),
+            None,
+        )
+        yield line, broken or row
+
+
+def _json_row(line: int, text: str) -> dict[str, Any] | RowError:
+    broken = _not_utf8(line, text, "the line")
+    if broken is not None:
+        return broken
+    try:
+        value = _json(text, "the line")
+    except RowValueError as problem:
+        return RowError(line, str(problem))
+    if not isinstance(value, dict):
+        return RowError(line, "a JSON Lines row must be an object")
+    return value
 
 
 def read_event_file(
@@ -389,8 +506,14 @@ def read_event_file(
 
 def count_rows(path: Path) -> int:
     """Data rows, for progress bars (a CSV header is not a row; quoted newlines may overcount)."""
-    with _open_text(path) as stream:
-        lines = sum(1 for text in stream if text.strip())
+    lines = 0
+    try:
+        with _open_text(path) as stream:
+            for text in stream:
+                if text.strip():
+                    lines += 1
+    except (OSError, EOFError):  # a broken gzip file: reading it will say so, by line
+        pass
     return max(lines - 1, 0) if file_format(path) == "csv" else lines
 
 

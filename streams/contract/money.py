@@ -6,7 +6,9 @@ decimals appear only where people type or read amounts (CSV, JSON, display)."""
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
+
+from streams.core.limits import AVRO_LONG_MAX
 
 # ISO 4217 currencies whose minor unit is not 1/100 (the table's "E" column); all others have 2.
 _MINOR_UNIT_EXPONENTS: dict[str, int] = {
@@ -17,6 +19,9 @@ _MINOR_UNIT_EXPONENTS: dict[str, int] = {
 }  # fmt: skip
 
 _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+# An amount as typed: 19 digits of minor units, decimals, a sign and an exponent fit with room.
+MAX_AMOUNT_CHARS = 64
 
 
 class MoneyError(ValueError):
@@ -38,16 +43,43 @@ def to_minor_units(amount: str | int | float | Decimal, currency: str) -> int:
     if isinstance(amount, bool):
         raise MoneyError(f"amount {amount!r} is not a number")
     text = repr(amount) if isinstance(amount, float) else str(amount).strip()
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise MoneyError(
+            f"amount {text[:20]!r}... is {len(text)} characters long, more than an amount "
+            f"needs ({MAX_AMOUNT_CHARS})"
+        )
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise MoneyError(f"amount {text!r} is not a decimal number such as 11.77") from None
     if not value.is_finite():
         raise MoneyError(f"amount {text!r} is not a finite number")
-    scaled = value.scaleb(exponent)
+    # Minor units travel in an Avro long. Looked at before scaling, so that '1e999999999'
+    # never becomes a number, and '1e-999999999' is not rounded to 0 by the scaling.
+    magnitude = value.adjusted() + exponent  # the power of ten of the leading minor unit digit
+    if value and magnitude >= _LONG_DIGITS:
+        raise MoneyError(_too_large(text, currency, exponent))
+    if value and magnitude < 0:
+        raise MoneyError(f"amount {text!r} has more decimals than {currency} allows ({exponent})")
+    with localcontext() as exact:
+        # the default 28 digits rounded 1.0000000000000000000000000001 EUR to 100 cents
+        exact.prec = 2 * MAX_AMOUNT_CHARS
+        scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"amount {text!r} has more decimals than {currency} allows ({exponent})")
-    return int(scaled)
+    minor = int(scaled)
+    if abs(minor) > AVRO_LONG_MAX:
+        raise MoneyError(_too_large(text, currency, exponent))
+    return minor
+
+
+_LONG_DIGITS = len(str(AVRO_LONG_MAX))
+
+
+def _too_large(text: str, currency: str, exponent: int) -> str:
+    largest = Decimal(AVRO_LONG_MAX).scaleb(-exponent)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return f"amount {shown!r} is too large: at most {largest} {currency}"
 
 
 def format_minor_units(minor: int, currency: str) -> str:

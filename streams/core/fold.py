@@ -45,6 +45,17 @@ from streams.core.events import (
     output_event_id,
     to_ms,
 )
+from streams.core.limits import (
+    AVRO_LONG_MAX,
+    EARLIEST_EVENT_MS,
+    LATEST_EVENT_MS,
+    MAX_ID_CHARS,
+    MAX_OPEN_COMPLAINTS,
+    MAX_RETURNABLE_PURCHASES,
+    MAX_REWARDS_PER_PURCHASE,
+    event_time_problem,
+    id_problem,
+)
 from streams.core.rules import MS_PER_DAY, MS_PER_HOUR, Program
 from streams.core.state import (
     RECENT_IDS,
@@ -99,16 +110,23 @@ def apply(
     state: CustomerState, event: InputEvent, program: Program
 ) -> tuple[CustomerState, Outputs]:
     """The state after an input event, and the output events it (and the time up to it) caused.
-    A duplicate returns the state unchanged and no outputs; a contract violation raises
+    A duplicate returns the state unchanged and no outputs; a contract violation, or an event
+    beyond one of the core's limits (`streams.core.limits`, checked first), raises
     `RuleViolation` and leaves the state as it was."""
     if event.customer_id != state.customer_id:
         raise ValueError(
             f"event {event.event_id} of customer {event.customer_id} "
             f"applied to the state of {state.customer_id}"
         )
+    at_ms = to_ms(event.occurred_at)
+    if (
+        not EARLIEST_EVENT_MS <= at_ms < LATEST_EVENT_MS
+        or len(event.event_id) > MAX_ID_CHARS
+        or len(event.customer_id) > MAX_ID_CHARS
+    ):
+        _refuse_time_or_ids(event)
     if is_duplicate(state, event):
         return state, ()
-    at_ms = to_ms(event.occurred_at)
     d = thaw(state)
     outputs: list[OutputEvent] = []
     _advance(d, at_ms, program, outputs)
@@ -131,6 +149,28 @@ def apply(
         (*recent[1:], event.event_id) if len(recent) >= RECENT_IDS else (*recent, event.event_id)
     )
     return freeze(d), tuple(outputs)
+
+
+def _refuse_time_or_ids(event: InputEvent) -> None:
+    reason = (
+        event_time_problem(event.occurred_at)
+        or id_problem("event_id", event.event_id)
+        or id_problem("customer_id", event.customer_id)
+    )
+    if reason is not None:
+        raise RuleViolation(event, reason)
+
+
+def _refuse_long_id(event: InputEvent, field_name: str, value: str) -> None:
+    reason = id_problem(field_name, value)
+    if reason is not None:
+        raise RuleViolation(event, reason)
+
+
+def _refuse_bad_quantities(event: Purchase | Return) -> None:
+    for position, item in enumerate(event.items, start=1):
+        if item.quantity < 1:
+            raise RuleViolation(event, f"items[{position}].quantity {item.quantity} is below 1")
 
 
 def advance(state: CustomerState, now: datetime, program: Program) -> tuple[CustomerState, Outputs]:
@@ -384,8 +424,23 @@ def _purchase(
     spend = event.total_minor
     if spend < 0:
         raise RuleViolation(event, f"total_minor {spend} is negative")
+    if event.items:
+        _refuse_bad_quantities(event)
     day = at_ms // MS_PER_DAY
     points = program.points_for(spend, d.tier)  # at the rate of the tier the customer paid in
+    # checked on the sums the state would hold: they leave the core in Avro longs
+    if d.lifetime_spend_minor + spend > AVRO_LONG_MAX:
+        raise RuleViolation(
+            event,
+            f"total_minor {spend} would take the customer's lifetime spend past "
+            f"{AVRO_LONG_MAX} (the largest amount the contract carries): check the amount's unit",
+        )
+    if d.points + points > AVRO_LONG_MAX:
+        raise RuleViolation(
+            event,
+            f"total_minor {spend} would earn {points} points, taking the balance past "
+            f"{AVRO_LONG_MAX} (the largest number the contract carries): check the amount's unit",
+        )
     d.spend_days, new_day = _with_spend(d.spend_days, day, spend)
     first, last = d.first_visit_day, d.last_visit_day
     if first is None or last is None:
@@ -428,8 +483,12 @@ def _purchase(
         d.tier = reached
         d.requalify_ms = requalify_ms
 
+    purchases = d.purchases
+    if len(purchases) >= MAX_RETURNABLE_PURCHASES:
+        # the oldest are forgotten: a return of one is refused as an unknown purchase
+        purchases = purchases[len(purchases) - MAX_RETURNABLE_PURCHASES + 1 :]
     d.purchases = (
-        *d.purchases,
+        *purchases,
         PurchaseRecord(
             event.event_id,
             at_ms,
@@ -460,6 +519,18 @@ def _stamp(
 ) -> None:
     """Adds the purchase's stamps; a reward for every time a card fills."""
     cards = d.punch_cards or tuple(PunchCardStamps(0, 0) for _ in program.punch_cards)
+    # a card fills at every N stamps not yet rewarded: max(0, stamps // N - rewards) times
+    earned = sum(
+        max(0, (held.stamps + add) // card.stamps - held.rewards)
+        for card, held, add in zip(program.punch_cards, cards, given, strict=True)
+    )
+    if earned > MAX_REWARDS_PER_PURCHASE:
+        raise RuleViolation(
+            event,
+            f"its items would fill punch cards {earned} times, more than the "
+            f"{MAX_REWARDS_PER_PURCHASE} one purchase may earn: a bulk sale should not name "
+            "the punch card's category on its lines",
+        )
     updated = []
     for card, held, add in zip(program.punch_cards, cards, given, strict=True):
         stamps, rewards = held.stamps + add, held.rewards
@@ -492,6 +563,10 @@ def _return(
         raise RuleViolation(
             event, f"currency {event.currency} is not the program's {program.currency}"
         )
+    if len(event.purchase_event_id) > MAX_ID_CHARS:
+        _refuse_long_id(event, "purchase_event_id", event.purchase_event_id)
+    if event.items:
+        _refuse_bad_quantities(event)
     index = -1
     for position, candidate in enumerate(d.purchases):
         if candidate.event_id == event.purchase_event_id:
@@ -501,8 +576,9 @@ def _return(
     if index < 0 or d.purchases[index].at_ms + return_ms <= at_ms:
         raise RuleViolation(
             event,
-            f"purchase {event.purchase_event_id} is unknown for this customer or past the "
-            f"{program.return_window_days}-day return window",
+            f"purchase {event.purchase_event_id} is unknown for this customer, past the "
+            f"{program.return_window_days}-day return window, or older than the customer's "
+            f"last {MAX_RETURNABLE_PURCHASES} purchases",
         )
     record = d.purchases[index]
     left = record.spend_left_minor
@@ -604,6 +680,15 @@ def _complaint_opened(
 ) -> None:
     if any(c.complaint_id == event.complaint_id for c in d.complaints):
         return
+    if len(event.complaint_id) > MAX_ID_CHARS:
+        _refuse_long_id(event, "complaint_id", event.complaint_id)
+    if len(d.complaints) >= MAX_OPEN_COMPLAINTS:
+        raise RuleViolation(
+            event,
+            f"the customer already has {len(d.complaints)} open complaints, the most one "
+            f"customer may have: resolve some (complaint_resolved) before opening "
+            f"{event.complaint_id}",
+        )
     d.complaints = (*d.complaints, OpenComplaint(event.complaint_id, at_ms, False))
     if d.tier < program.service_recovery_rank:
         return

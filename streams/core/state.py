@@ -9,7 +9,9 @@ What is kept, and for how long (the bounds make the state small, see `codec`):
   window (365 days by default): the rolling spend is exact to the day, and visits in the last
   180 / 365 days are counted from the same buckets.
 - `purchases`: what each purchase still returnable earned (spend, points, stamps, the upgrade
-  it caused) for the return window (90 days by default).
+  it caused) for the return window (90 days by default), at most the last
+  `limits.MAX_RETURNABLE_PURCHASES` (1000) of them.
+- `complaints`: the open complaints, at most `limits.MAX_OPEN_COMPLAINTS` (64).
 - `recent_ids`: the ids of the last `RECENT_IDS` input events applied; with the purchase ids in
   `purchases` this is the duplicate memory (see `fold.is_duplicate`)."""
 

@@ -30,6 +30,7 @@ from streams.core import (
     next_due,
 )
 from streams.core.events import from_ms, to_ms
+from streams.core.limits import EARLIEST_EVENT_MS, LATEST_EVENT_MS
 from streams.worker.envelope import SOURCES, EnvelopeError, StoredCustomer, stored
 from streams.worker.ordering import Source
 
@@ -167,7 +168,13 @@ class Processor:
 
     @staticmethod
     def event_time_ms(checked: Checked) -> int | None:
-        return None if checked.event is None else to_ms(checked.event.occurred_at)
+        """The time this record moves its partition's clock to; None: it does not move it.
+        An event outside the core's time window is refused, and must not move the clock:
+        at 9500 it made the partition's due work expire every customer's points."""
+        if checked.event is None:
+            return None
+        at_ms = to_ms(checked.event.occurred_at)
+        return at_ms if EARLIEST_EVENT_MS <= at_ms < LATEST_EVENT_MS else None
 
     # ---- applying ----------------------------------------------------------------------------
 
@@ -190,10 +197,10 @@ class Processor:
         try:
             current = self._load(stored_bytes, event.customer_id, record.partition)
         except (EnvelopeError, ValueError) as error:
-            rejection = Rejection("STATE", f"stored state unreadable: {error}", event.event_id,
+            unreadable = Rejection("STATE", f"stored state unreadable: {error}", event.event_id,
                                   event.customer_id)  # fmt: skip
-            outcome.send.append(self.dead_letter(record, rejection, now))
-            outcome.rejected = rejection
+            outcome.send.append(self.dead_letter(record, unreadable, now))
+            outcome.rejected = unreadable
             return outcome
         if current.applied(record.source, record.offset):
             # Redelivered after a crash or a rebalance: applied once already. The state is
@@ -207,15 +214,24 @@ class Processor:
         offsets = list(current.next_offsets)
         offsets[record.source] = record.offset + 1
         before = state = current.state
+        refusal: Rejection | None = None
         try:
             state, outputs = apply(state, event, self.program)
+            sends = self.encode_outputs(outputs)
         except RuleViolation as violation:
-            rejection = Rejection(violation.error_kind, violation.reason, event.event_id,
+            refusal = Rejection(violation.error_kind, violation.reason, event.event_id,
                                   event.customer_id)  # fmt: skip
-            outcome.send.append(self.dead_letter(record, rejection, now))
-            outcome.rejected = rejection
-            outputs = ()  # the state stays, but the offset moves on: the record is done
-        outcome.send.extend(self.encode_outputs(outputs))
+        except Exception as error:
+            # A defect of ours rather than the record's, but a record that crashes the worker
+            # crashes every restart of it: dead-letter it, loudly, and keep the partition going.
+            refusal = Rejection("INTERNAL", f"the processor failed on this event "
+                                  f"({type(error).__name__}: {error}); its state is unchanged",
+                                  event.event_id, event.customer_id)  # fmt: skip
+        if refusal is not None:
+            outcome.send.append(self.dead_letter(record, refusal, now))
+            outcome.rejected = refusal
+            state, sends = before, []  # the state stays, but the offset moves on: record done
+        outcome.send.extend(sends)
         outcome.write = self._store(state, record.partition, tuple(offsets), clock_ms)
         outcome.before = None if stored_bytes is None else before
         outcome.after = state
