@@ -96,6 +96,15 @@ def store_url(settings: Settings) -> str:
     return state_dir.register()
 
 
+def store_options(settings: Settings) -> dict[str, int]:
+    """RocksDB's memory per table partition (see `Settings.store_write_buffer_mb`)."""
+    return {
+        "write_buffer_size": settings.store_write_buffer_mb * 2**20,
+        "max_write_buffer_number": 3,
+        "block_cache_size": settings.store_block_cache_mb * 2**20,
+    }
+
+
 def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
     program = load_program(settings.rules)
     codec = make_codec(settings)
@@ -144,6 +153,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
+        options=store_options(settings),
     )
     app.tables.add(table)
     inputs = app.topic(topics.purchases, topics.feedback, ticks, key_serializer="raw",

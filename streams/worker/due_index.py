@@ -1,12 +1,17 @@
 """When each customer of a partition next needs time-driven work (a downgrade, a warning,
 points expiry, a churn level change, an overdue complaint), so that the worker finds the due
 customers without scanning its table. A heap per partition with lazy deletion: an entry is
-live only while it matches the customer's current due time."""
+live only while it matches the customer's current due time. Stale entries leave the heap when
+the clock passes them, which for a due time years ahead (a churn level change of a loyal
+customer) is never in practice: so a heap that holds more than twice its live entries is
+rebuilt from them, which keeps its size proportional to the customers, not to the events."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+
+COMPACT_SLACK = 1024  # stale entries a heap may hold beyond twice its live ones
 
 
 class DueIndex:
@@ -22,7 +27,11 @@ class DueIndex:
         if due_of.get(customer_id) == due_ms:
             return
         due_of[customer_id] = due_ms
-        heapq.heappush(self._heaps.setdefault(partition, []), (due_ms, customer_id))
+        heap = self._heaps.setdefault(partition, [])
+        heapq.heappush(heap, (due_ms, customer_id))
+        if len(heap) > 2 * len(due_of) + COMPACT_SLACK:
+            self._heaps[partition] = [(due, customer) for customer, due in due_of.items()]
+            heapq.heapify(self._heaps[partition])
 
     def pop_due(self, partition: int, up_to_ms: int) -> Iterator[str]:
         """Customers of the partition due at or before `up_to_ms`, earliest first; each is

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.worker.due_index import DueIndex
+from streams.worker.due_index import COMPACT_SLACK, DueIndex
 from streams.worker.ordering import PartitionMerge, Pending, Source, merged
 
 times = st.lists(st.integers(min_value=0, max_value=50), max_size=30)
@@ -105,3 +105,18 @@ def test_a_rewind_drops_the_buffered_records_that_will_come_again() -> None:
     merge.push(Pending(2, Source.FEEDBACK, 2, "f2 again"))  # no offset-order error now
     released = [p.payload for p in merge.release(lambda _source: True)]
     assert released == ["f0", "f1", "p7", "f2 again"]
+
+
+def test_due_index_memory_follows_the_customers_not_the_reschedulings() -> None:
+    """Due times that move later at every event, far ahead of the clock (a loyal customer's
+    next churn change): the stale entries must not pile up, and the answers stay right."""
+    index = DueIndex()
+    customers = [f"c{n}" for n in range(50)]
+    for step in range(1, 2001):
+        for customer in customers:
+            index.set(0, customer, 1_000_000 + step * 1000 + len(customer))
+    assert index.size() == 50
+    assert len(index._heaps[0]) <= 2 * 50 + COMPACT_SLACK
+    assert index.next_due(0) == 1_000_000 + 2000 * 1000 + 2
+    due = list(index.pop_due(0, 1_000_000 + 2000 * 1000 + 2))
+    assert sorted(due) == sorted(c for c in customers if len(c) == 2)

@@ -1,0 +1,29 @@
+"""RocksDB's memory per table partition comes from the settings, not Faust's defaults (three
+64 MB write buffers and a 2 GB block cache for every partition a worker owns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faust.stores.rocksdb import RocksDBOptions
+
+from streams.settings import Settings
+from streams.worker.app import build_app, store_options
+
+
+def test_the_store_options_follow_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALTY_STORE_WRITE_BUFFER_MB", "4")
+    monkeypatch.setenv("LOYALTY_STORE_BLOCK_CACHE_MB", "32")
+    options = RocksDBOptions(**store_options(Settings()), use_rocksdict=True)
+    assert options.write_buffer_size == 4 * 2**20
+    assert options.block_cache_size == 32 * 2**20
+    assert options.max_write_buffer_number == 3
+
+
+def test_the_worker_s_table_is_built_with_them(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, store_write_buffer_mb=2, store_block_cache_mb=8)
+    app, _loop = build_app(settings)
+    table = app.tables["customers"]
+    assert table.options == store_options(settings)
+    assert store_options(Settings())["write_buffer_size"] < 64 * 2**20  # below Faust's
