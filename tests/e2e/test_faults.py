@@ -25,7 +25,7 @@ from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.worker_process import WorkerProcess
 from streams.worker.state_dir import EX_IOERR
 from tests.conftest import TEST_PARTITIONS
-from tests.e2e.test_worker import Cluster
+from tests.e2e.test_worker import Cluster, settings_of
 from tests.tmpfs import Mount, tmpfs_fixture  # noqa: F401  (the `tmpfs` fixture)
 
 pytestmark = pytest.mark.broker
@@ -44,18 +44,6 @@ BEFORE_OUTAGE_S = 12.0
 @pytest.fixture(scope="module")
 def codec() -> Codec:
     return make_codec(Settings())
-
-
-def settings_of(cluster: Cluster) -> Settings:
-    return Settings.load(
-        bootstrap_servers=cluster.bootstrap,
-        topic_prefix=cluster.topics.prefix,
-        app_id=cluster.app_id,
-        partitions=TEST_PARTITIONS,
-        clock="event",
-        late_grace_seconds=0,
-        processing_guarantee=cluster.env["LOYALTY_PROCESSING_GUARANTEE"],
-    )
 
 
 def committed_total(probe: LagProbe, topics: Iterable[str]) -> int:

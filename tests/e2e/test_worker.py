@@ -204,9 +204,9 @@ def describe_outputs(
     return lines
 
 
-def audit_states(cluster: Cluster) -> AuditReport:
-    """The live table (its changelog) against the reference, customer by customer."""
-    settings = Settings.load(
+def settings_of(cluster: Cluster) -> Settings:
+    """The settings the cluster's workers run with, for the audit."""
+    return Settings.load(
         bootstrap_servers=cluster.bootstrap,
         topic_prefix=cluster.topics.prefix,
         app_id=cluster.app_id,
@@ -215,7 +215,11 @@ def audit_states(cluster: Cluster) -> AuditReport:
         late_grace_seconds=0,
         processing_guarantee=cluster.env["LOYALTY_PROCESSING_GUARANTEE"],
     )
-    return audit(settings, view_only=True)
+
+
+def audit_states(cluster: Cluster) -> AuditReport:
+    """The live table (its changelog) against the reference, customer by customer."""
+    return audit(settings_of(cluster), view_only=True)
 
 
 def test_one_worker_produces_exactly_the_reference_outputs(cluster: Cluster, codec: Codec) -> None:
