@@ -144,7 +144,12 @@ def measure(
     timeout_s: float,
     *,
     check: bool = False,
+    module: str | None = None,
+    progress_on_outputs: bool = False,
 ) -> dict[str, Any]:
+    """One run on its own copy of the log. `module`: another contender than the worker (see
+    `BenchWorker`); `progress_on_outputs`: it keeps no changelog, so its first output marks
+    its first applied record."""
     bootstrap = broker.bootstrap_servers
     name = unique_name(label)
     topics = topics_of(name, PARTITIONS, bootstrap)
@@ -154,11 +159,13 @@ def measure(
     copy_s = time.perf_counter() - started
     env = worker_env(bootstrap, name, name, PARTITIONS, **settings)
     probe = KafkaProbe(bootstrap)
-    worker = new_worker(scratch, name, env, source)
+    worker = new_worker(scratch, name, env, source, module)
+    progress = topics.outputs if progress_on_outputs else None
     try:
         watched = watch_until_idle(
-            worker, probe, name, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S
-        )
+            worker, probe, name, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S,
+            progress_topics=progress,
+        )  # fmt: skip
     finally:
         worker.stop()
         probe.close()
@@ -171,6 +178,7 @@ def measure(
     window_cpu_s = timeline.cpu["lag_zero"] - timeline.cpu["first_applied"]
     outputs = sum(produced.ids.values())
     return {
+        "app_id": name,
         "events": published,
         "copy_inputs_s": round(copy_s, 2),
         "start_to_first_applied_s": round(timeline.marks["first_applied"], 2),
@@ -191,7 +199,7 @@ def measure(
         "total_cpu_s": round(timeline.cpu["lag_zero"], 2),
         "rss_peak_mb": round(watched.rss_peak_mb, 1),
         "rss_at_end_mb": round(watched.rss_mb, 1),
-        "changelog_records": watched.changelog_end,
+        "changelog_records": None if progress_on_outputs else watched.changelog_end,
         **verdict,
     }
 
