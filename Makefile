@@ -9,13 +9,14 @@ SYNCED := $(VENV)/.synced
 LOYALTY := $(VENV)/bin/loyalty
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick clean
+.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick bench-core clean
 
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
 	@echo "make test   - the whole test suite (starts its own Kafka broker)"
 	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up)"
 	@echo "make check  - lint and test, as CI runs them"
+	@echo "make bench  - ours against the limit and naive Faust (make bench-quick: a few minutes)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -56,10 +57,16 @@ format: install
 
 check: lint test
 
+# issue #7: ours against a plain confluent-kafka loop and naive Faust, latency, recovery, size
+# (bench/compare.py; the table goes to bench/results/latest.md and README.md's Performance)
 bench-quick: install kafka-jars
-	$(VENV)/bin/python -m bench.core --quick
+	$(VENV)/bin/python -m bench.compare --quick
 
 bench: install kafka-jars
+	$(VENV)/bin/python -m bench.compare
+
+# the pure core alone: fold and replay rates, state size (bench/core.py)
+bench-core: install kafka-jars
 	$(VENV)/bin/python -m bench.core
 
 clean:
