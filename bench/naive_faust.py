@@ -13,6 +13,7 @@ their last record. Runs as `faust worker` until SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -20,7 +21,7 @@ import faust
 
 from streams.broker.security import faust_broker_options
 from streams.broker.topics import TopicNames
-from streams.contract import ContractError, make_codec
+from streams.contract import ContractError, Decoded, make_codec
 from streams.core import INPUT_EVENTS, CustomerState, RuleViolation, apply, new_customer
 from streams.core.state import OpenComplaint, PunchCardStamps, PurchaseRecord, SpendDay
 from streams.program import load_program
@@ -72,6 +73,13 @@ def build_app(settings: Settings) -> faust.App:
                 )
 
     return app
+
+
+class JsonOutputs:
+    """Reads the app's outputs back, to count them: JSON, not the contract's Avro."""
+
+    def decode(self, data: bytes) -> Decoded:
+        return Decoded("json", json.loads(data))
 
 
 def state_of(stored: Any) -> CustomerState:

@@ -59,6 +59,7 @@ from streams.contract import make_codec
 from streams.settings import Settings
 from streams.tools.audit import audit, read_output_log
 from streams.tools.simulate import SimulationConfig
+from streams.tools.topic_census import RecordDecoder
 
 PARTITIONS = 8  # the shipped default
 QUICK = (20_000, 2_000)
@@ -146,10 +147,11 @@ def measure(
     check: bool = False,
     module: str | None = None,
     progress_on_outputs: bool = False,
+    outputs_codec: RecordDecoder | None = None,
 ) -> dict[str, Any]:
     """One run on its own copy of the log. `module`: another contender than the worker (see
     `BenchWorker`); `progress_on_outputs`: it keeps no changelog, so its first output marks
-    its first applied record."""
+    its first applied record; `outputs_codec`: its outputs are not the contract's Avro."""
     bootstrap = broker.bootstrap_servers
     name = unique_name(label)
     topics = topics_of(name, PARTITIONS, bootstrap)
@@ -169,7 +171,7 @@ def measure(
     finally:
         worker.stop()
         probe.close()
-    produced = read_output_log(bootstrap, topics, codec)
+    produced = read_output_log(bootstrap, topics, outputs_codec or codec)
     verdict = audit_run(bootstrap, name, settings) if check else {}
     if verdict and not verdict["audit_ok"]:
         typer.echo(f"audit failed: the worker's log is kept at {keep_log(worker)}", err=True)

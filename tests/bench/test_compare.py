@@ -19,12 +19,13 @@ from bench.compare import (
     ratio,
     render_markdown,
     result_name,
+    resummarise,
     summarise,
     with_table,
 )
 from bench.latency import latency_summary, percentile
 from bench.limit_loop import LimitLoop
-from bench.naive_faust import state_of
+from bench.naive_faust import JsonOutputs, state_of
 from streams.broker import TopicNames
 from streams.contract import make_codec
 from streams.core import apply, new_customer
@@ -124,6 +125,12 @@ def test_the_result_holds_what_the_issue_asks_for_and_survives_json() -> None:
     assert result["bytes_per_customer"] == 250.0
     assert set(result["peak_rss_mb"]) == set(result["throughput_eps"])
     assert result_name(result) == "2026-12-01-quick.json"
+    assert resummarise(result) == result
+
+
+def test_ratios_per_cpu_second_compare_the_processes_own_cpu_time() -> None:
+    # run_of: CPU s per 1M events = 1e6 / events/s, so both views agree here
+    assert example_result()["ratios_per_cpu_s"] == example_result()["ratios"]
 
 
 def test_targets_say_which_hold() -> None:
@@ -193,3 +200,8 @@ def test_the_naive_apps_json_state_reads_back_as_the_state() -> None:
     for state in states.values():
         assert state_of(json_codec.loads(json_codec.dumps(state))) == state
         assert state_of(state) is state
+
+
+def test_the_naive_apps_json_outputs_are_read_back_for_counting() -> None:
+    record = {"event_id": "e-1", "caused_by": "p-1"}
+    assert JsonOutputs().decode(json.dumps(record).encode()).record == record
