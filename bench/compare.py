@@ -306,7 +306,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     measured). A target for 1M customers measured on fewer says so."""
     ratios, lat, rec = result["ratios"], result["latency_ms"], result["recovery_s"]
     per_cpu = result["ratios_per_cpu_s"]
-    at = "" if rec["customers"] >= 1_000_000 else f" (measured at {rec['customers']:,} customers)"
+    full_size = rec["customers"] >= 1_000_000
+    at = "" if full_size else f" (only {rec['customers']:,} measured)"
 
     def row(name: str, value: float | None, holds: bool | None, shown: str) -> dict[str, Any]:
         return {"target": name, "value": value, "shown": shown, "holds": holds}
@@ -330,7 +331,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         row(f"p99 < 100 ms at {LOAD_SHARE:.0%} of ours' saturated rate", p99, below(p99, 100),
             "-" if p99 is None else f"{p99:,.0f} ms"),
         row("recovery of 1M customers from the changelog < 60 s" + at, rec["changelog"],
-            below(rec["changelog"], 60), f"{rec['changelog']:.1f} s"),
+            below(rec["changelog"], 60) if full_size else None, f"{rec['changelog']:.1f} s"),
         row("recovery from local RocksDB < 5 s", rec["local_rocksdb"],
             below(rec["local_rocksdb"], 5), f"{rec['local_rocksdb']:.1f} s"),
         row("<= 300 bytes per customer in the changelog", result["bytes_per_customer"],
@@ -406,7 +407,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "|---|--:|---|",
     ]
     for target in result["targets"]:
-        holds = {True: "yes", False: "no", None: "not measured"}[target["holds"]]
+        holds = {True: "yes", False: "no", None: "not measured at this size"}[target["holds"]]
         lines.append(f"| {target['target']} | {target['shown']} | {holds} |")
     return "\n".join(lines) + "\n"
 

@@ -140,14 +140,14 @@ def test_targets_say_which_hold() -> None:
         "ours >= 3x naive Faust": False,
         "exactly_once >= 0.8x ours": False,
         "p99 < 100 ms at 50% of ours' saturated rate": True,
-        "recovery of 1M customers from the changelog < 60 s": True,
+        "recovery of 1M customers from the changelog < 60 s": None,  # 20,000 measured
         "recovery from local RocksDB < 5 s": True,
         "<= 300 bytes per customer in the changelog": True,
     }
     slow = {t["target"]: t["holds"] for t in example_result(p99=2500.0)["targets"]}
     assert slow["p99 < 100 ms at 50% of ours' saturated rate"] is False
     recovery = [t for t in example_result()["targets"] if "changelog <" in t["target"]]
-    assert "measured at 20,000 customers" in recovery[0]["target"]
+    assert "only 20,000 measured" in recovery[0]["target"]
 
 
 def test_the_table_has_a_row_per_contender_and_per_target() -> None:
@@ -159,7 +159,8 @@ def test_the_table_has_a_row_per_contender_and_per_target() -> None:
     assert "| ok |" in table and "| FAILED |" in table
     assert "10 / 80 / 150 ms" in table
     assert "12.5 s to ready" in table and "4.2 s to ready" in table
-    assert table.count("| yes |") + table.count("| no |") == len(result["targets"])
+    answers = ("| yes |", "| no |", "| not measured at this size |")
+    assert sum(table.count(answer) for answer in answers) == len(result["targets"])
 
 
 def test_the_table_replaces_what_is_between_the_readme_markers_only() -> None:
