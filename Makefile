@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 LOYALTY := $(VENV)/bin/loyalty
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick soak clean
+.PHONY: help install kafka-jars browser test demo lint format check bench bench-quick bench-core soak clean
 
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up)"
 	@echo "make check  - lint and test, as CI runs them"
 	@echo "make soak   - an hour of traffic with worker restarts, then the audit (bench/soak.py)"
+	@echo "make bench  - ours against the limit and naive Faust (make bench-quick: a few minutes)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -57,10 +58,16 @@ format: install
 
 check: lint test
 
+# issue #7: ours against a plain confluent-kafka loop and naive Faust, latency, recovery, size
+# (bench/compare.py; the table goes to bench/results/latest.md and README.md's Performance)
 bench-quick: install kafka-jars
-	$(VENV)/bin/python -m bench.core --quick
+	$(VENV)/bin/python -m bench.compare --quick
 
 bench: install kafka-jars
+	$(VENV)/bin/python -m bench.compare
+
+# the pure core alone: fold and replay rates, state size (bench/core.py)
+bench-core: install kafka-jars
 	$(VENV)/bin/python -m bench.core
 
 # an hour of steady traffic with a worker killed every 5 minutes, then the audit (not in `test`)

@@ -40,7 +40,7 @@ from streams.tools.export import changelog_topic
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.topic_census import read_topic
-from streams.tools.worker_process import WorkerProcess
+from streams.tools.worker_process import WORKER_COMMAND, WorkerProcess
 
 RESULTS = Path(__file__).parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,24 +116,30 @@ def copy_inputs(bootstrap: str, source: TopicNames, target: TopicNames) -> int:
                             (source.feedback, target.feedback)):  # fmt: skip
         for message in read_topic(bootstrap, topic):
             _, timestamp_ms = message.timestamp()
-            while True:
-                try:
-                    writer.produce(
-                        copy,
-                        key=message.key(),
-                        value=message.value(),
-                        headers=message.headers(),
-                        partition=message.partition() or 0,
-                        timestamp=timestamp_ms,
-                    )
-                    break
-                except BufferError:
-                    writer.poll(0.05)
-            writer.poll(0)
+            produce(
+                writer,
+                copy,
+                key=message.key(),
+                value=message.value(),
+                headers=message.headers(),
+                partition=message.partition() or 0,
+                timestamp=timestamp_ms,
+            )
             copied += 1
     if writer.flush(120) > 0:
         raise RuntimeError("copy of the inputs not acknowledged")
     return copied
+
+
+def produce(producer: Producer, topic: str, **record: Any) -> None:
+    """`producer.produce`, waiting for deliveries to drain while its local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, **record)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
 
 
 # ---- a worker process watched from outside -----------------------------------------------------
@@ -159,14 +165,21 @@ def worker_env(
 class BenchWorker(WorkerProcess):
     """A WorkerProcess that may run the worker's code of a given commit (`source`, a `git
     archive` of it) instead of the working tree's, so that a benchmark measures one known
-    version while the tree is being edited."""
+    version while the tree is being edited; or, with `module`, another contender (a module
+    of bench/ run with `python -m`, reading the same LOYALTY_* settings), watched alike."""
 
     def __init__(
-        self, name: str, work_dir: Path, env: Mapping[str, str], source: Path | None
+        self,
+        name: str,
+        work_dir: Path,
+        env: Mapping[str, str],
+        source: Path | None,
+        module: str | None = None,
     ) -> None:
         if source is not None:
             env = {**env, "PYTHONPATH": str(source)}
-        super().__init__(name, work_dir, free_port(), dict(env))
+        command = WORKER_COMMAND if module is None else ("-m", module)
+        super().__init__(name, work_dir, free_port(), dict(env), command)
         self.source = source
 
     def start(self) -> BenchWorker:
@@ -177,9 +190,13 @@ class BenchWorker(WorkerProcess):
 
 
 def new_worker(
-    work_dir: Path, name: str, env: Mapping[str, str], source: Path | None = None
+    work_dir: Path,
+    name: str,
+    env: Mapping[str, str],
+    source: Path | None = None,
+    module: str | None = None,
 ) -> BenchWorker:
-    return BenchWorker(name, work_dir, env, source)
+    return BenchWorker(name, work_dir, env, source, module)
 
 
 def worker_source(scratch: Path, commit: str | None) -> tuple[Path | None, str]:
@@ -344,7 +361,7 @@ class Watched:
     """What watching a worker from its start to lag zero saw."""
 
     timeline: Timeline
-    changelog_end: int  # the changelog's summed end offsets at lag zero
+    changelog_end: int  # the changelog's (or the progress topics') summed end offsets at lag zero
     last_state_write_s: float  # when the changelog last grew, from the worker's start
     rss_mb: float
     rss_peak_mb: float
@@ -359,6 +376,7 @@ def watch_until_idle(
     timeout_s: float,
     poll_s: float,
     changelog_from: int = 0,
+    progress_topics: Iterable[str] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_first_applied: Callable[[int], None] | None = None,
     until: Callable[[], bool] | None = None,
@@ -366,9 +384,10 @@ def watch_until_idle(
     """Starts the worker and watches it: `ready` (/readyz 200), `first_applied` (its
     changelog grew past `changelog_from`: a state was written, so a record was applied) and
     `lag_zero` (the group committed everything), or until `until()` says so (marked
-    `stopped`). Leaves the worker running."""
+    `stopped`). `progress_topics` stand for the changelog for a contender that keeps none
+    (its output topics: a record applied shows there first). Leaves the worker running."""
     inputs = list(inputs)
-    changelog = changelog_of(group)
+    progress = [changelog_of(group)] if progress_topics is None else list(progress_topics)
     timeline = Timeline()
     worker.start()
     pid = worker_pid(worker)
@@ -385,7 +404,7 @@ def watch_until_idle(
             )
         if "ready" not in timeline.marks and is_ready(worker):
             timeline.mark("ready", pid)
-        end = probe.end_offsets(changelog)
+        end = sum(probe.end_offsets(topic) for topic in progress)
         if end > changelog_end:
             changelog_end, last_write = end, time.perf_counter() - timeline.started
             if "first_applied" not in timeline.marks:

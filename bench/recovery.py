@@ -28,7 +28,7 @@ import json
 import platform
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -155,7 +155,15 @@ def measure(
     rounds: int,
     timeout_s: float,
     spy: str | None = None,
+    scenarios: Iterable[str] | None = None,
 ) -> dict[str, Any]:
+    """The build, then a restart per scenario (`scenarios`: a subset of SCENARIOS' names,
+    in their order; all by default)."""
+    chosen = {
+        label: scenario
+        for label, scenario in SCENARIOS.items()
+        if scenarios is None or label in set(scenarios)
+    }
     bootstrap = broker.bootstrap_servers
     name = unique_name("recovery")
     topics = topics_of(name, PARTITIONS, bootstrap)
@@ -188,9 +196,9 @@ def measure(
         }
         typer.echo(json.dumps(built), err=True)
         changelog = changelog_size(broker, probe, name)
-        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in SCENARIOS}
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in chosen}
         for round_number in range(rounds):
-            for label, scenario in SCENARIOS.items():
+            for label, scenario in chosen.items():
                 typer.echo(f"-- {label}", err=True)
                 run = restart(
                     worker, probe, topics, env, codec, config, f"{label}-{round_number}",
@@ -199,7 +207,7 @@ def measure(
                 runs[label].append(run)
                 typer.echo(json.dumps(run), err=True)
         profiles: dict[str, Any] = {}
-        for label, scenario in SCENARIOS.items():
+        for label, scenario in chosen.items():
             if spy is None or not scenario["wait_group_empty"]:
                 continue
             typer.echo(f"-- {label} under py-spy", err=True)
@@ -297,18 +305,21 @@ def restart(
 
 
 def changelog_size(broker: BenchBroker, probe: KafkaProbe, group: str) -> dict[str, Any]:
+    """The changelog's records and bytes of keys and values, all of them and the latest per
+    key only (what the topic holds once compacted: one state per customer)."""
     topic = changelog_of(group)
-    records, payload, keys = 0, 0, set()
+    records, payload, latest = 0, 0, {}
     for message in read_topic(broker.bootstrap_servers, topic):
         key, value = message.key() or b"", message.value() or b""
         records += 1
         payload += len(key) + len(value)
-        keys.add(key)
+        latest[key] = len(value)
     return {
         "topic": topic,
         "records": records,
-        "distinct_keys": len(keys),
+        "distinct_keys": len(latest),
         "payload_bytes": payload,
+        "compacted_payload_bytes": sum(len(key) + size for key, size in latest.items()),
         "broker_disk_bytes": broker.log_dir_bytes(topic),
     }
 

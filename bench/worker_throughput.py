@@ -59,6 +59,7 @@ from streams.contract import make_codec
 from streams.settings import Settings
 from streams.tools.audit import audit, read_output_log
 from streams.tools.simulate import SimulationConfig
+from streams.tools.topic_census import RecordDecoder
 
 PARTITIONS = 8  # the shipped default
 QUICK = (20_000, 2_000)
@@ -144,7 +145,13 @@ def measure(
     timeout_s: float,
     *,
     check: bool = False,
+    module: str | None = None,
+    progress_on_outputs: bool = False,
+    outputs_codec: RecordDecoder | None = None,
 ) -> dict[str, Any]:
+    """One run on its own copy of the log. `module`: another contender than the worker (see
+    `BenchWorker`); `progress_on_outputs`: it keeps no changelog, so its first output marks
+    its first applied record; `outputs_codec`: its outputs are not the contract's Avro."""
     bootstrap = broker.bootstrap_servers
     name = unique_name(label)
     topics = topics_of(name, PARTITIONS, bootstrap)
@@ -154,15 +161,17 @@ def measure(
     copy_s = time.perf_counter() - started
     env = worker_env(bootstrap, name, name, PARTITIONS, **settings)
     probe = KafkaProbe(bootstrap)
-    worker = new_worker(scratch, name, env, source)
+    worker = new_worker(scratch, name, env, source, module)
+    progress = topics.outputs if progress_on_outputs else None
     try:
         watched = watch_until_idle(
-            worker, probe, name, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S
-        )
+            worker, probe, name, topics.inputs, timeout_s=timeout_s, poll_s=POLL_S,
+            progress_topics=progress,
+        )  # fmt: skip
     finally:
         worker.stop()
         probe.close()
-    produced = read_output_log(bootstrap, topics, codec)
+    produced = read_output_log(bootstrap, topics, outputs_codec or codec)
     verdict = audit_run(bootstrap, name, settings) if check else {}
     if verdict and not verdict["audit_ok"]:
         typer.echo(f"audit failed: the worker's log is kept at {keep_log(worker)}", err=True)
@@ -171,6 +180,7 @@ def measure(
     window_cpu_s = timeline.cpu["lag_zero"] - timeline.cpu["first_applied"]
     outputs = sum(produced.ids.values())
     return {
+        "app_id": name,
         "events": published,
         "copy_inputs_s": round(copy_s, 2),
         "start_to_first_applied_s": round(timeline.marks["first_applied"], 2),
@@ -191,7 +201,7 @@ def measure(
         "total_cpu_s": round(timeline.cpu["lag_zero"], 2),
         "rss_peak_mb": round(watched.rss_peak_mb, 1),
         "rss_at_end_mb": round(watched.rss_mb, 1),
-        "changelog_records": watched.changelog_end,
+        "changelog_records": None if progress_on_outputs else watched.changelog_end,
         **verdict,
     }
 

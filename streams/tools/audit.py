@@ -23,7 +23,7 @@ from streams.contract import Codec
 from streams.core import CustomerState, Program, advance
 from streams.settings import Settings
 from streams.tools.replay import state_line
-from streams.tools.topic_census import read_topic
+from streams.tools.topic_census import RecordDecoder, read_topic
 from streams.worker.envelope import EnvelopeError, StoredCustomer
 from streams.worker.loop import WorkerLoop
 from streams.worker.ordering import Source
@@ -130,7 +130,7 @@ class OutputLog:
     records: int = 0
 
 
-def read_output_log(kafka: KafkaTarget, topics: TopicNames, codec: Codec) -> OutputLog:
+def read_output_log(kafka: KafkaTarget, topics: TopicNames, codec: RecordDecoder) -> OutputLog:
     log = OutputLog()
     for topic in (*topics.outputs, topics.dead_letter):
         for message in read_topic(kafka, topic):

@@ -10,15 +10,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+
+WORKER_COMMAND = ("-m", "streams.cli", "worker")
 
 
 class WorkerProcess:
     """One worker with its own data directory and web port. `env` holds its LOYALTY_*
-    settings (bootstrap servers, topic prefix, app id, partitions ...)."""
+    settings (bootstrap servers, topic prefix, app id, partitions ...). `command`, the
+    interpreter's arguments, is `loyalty worker` unless a benchmark runs another contender
+    with the same settings."""
 
-    def __init__(self, name: str, work_dir: Path, web_port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        work_dir: Path,
+        web_port: int,
+        env: dict[str, str],
+        command: Sequence[str] = WORKER_COMMAND,
+    ) -> None:
         self.name = name
+        self.command = tuple(command)
         self.data_dir = work_dir / name
         self.web_port = web_port
         self.env = {**os.environ, **env, "LOYALTY_DATA_DIR": str(self.data_dir),
@@ -31,7 +44,7 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, *self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
