@@ -77,6 +77,11 @@ class SoakResult:
     samples: list[Sample] = field(default_factory=list)
     audit_ok: bool = False
     audit_summary: str = ""
+    audit_mismatches: list[str] = field(default_factory=list)  # the first few, in words
+    # records the merge let go after max_idle_s without knowing the other input's end (out of
+    # event-time order perhaps): summed over every worker life, read before each kill
+    idle_releases: int = 0
+    dead_letter_kinds: dict[str, int] = field(default_factory=dict)
     drain_s: float = 0.0
     died_on_their_own: list[str] = field(default_factory=list)
 
@@ -100,6 +105,32 @@ class SoakResult:
         total = known[-1][0]
         middle = min(known, key=lambda point: abs(point[0] - total / 2))[1]
         return {"middle": middle, "end": known[-1][1]}
+
+
+def idle_releases(worker: WorkerProcess) -> int:
+    """The worker's `loyalty_merge_idle_releases_total` (0 if it does not answer)."""
+    try:
+        with urllib.request.urlopen(  # nosec B310: a literal http:// URL
+            f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5
+        ) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("loyalty_merge_idle_releases_total")
+    )
+
+
+def dead_letter_kinds(bootstrap: str, topic: str, codec: Codec) -> dict[str, int]:
+    from collections import Counter
+
+    from streams.tools.topic_census import read_topic
+
+    kinds = Counter(codec.decode(m.value() or b"").record["error_kind"]
+                    for m in read_topic(bootstrap, topic))  # fmt: skip
+    return dict(kinds)
 
 
 def table_customers(workers: Sequence[WorkerProcess]) -> int | None:
@@ -170,6 +201,7 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
             while time.monotonic() < end:
                 now = time.monotonic()
                 if now >= next_restart:
+                    result.idle_releases += idle_releases(workers[1])
                     workers[1].kill()
                     time.sleep(2)
                     workers[1].start()
@@ -204,9 +236,12 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
             time.sleep(2)
         result.drain_s = round(time.monotonic() - drain_started, 1)
         time.sleep(5)  # the due work of the last records' clocks (one tick)
+        result.idle_releases += sum(idle_releases(worker) for worker in workers)
         report = audit(settings)
         result.audit_ok = report.ok and traffic.failed == 0
         result.audit_summary = report.summary()
+        result.audit_mismatches = [str(mismatch) for mismatch in report.mismatches[:30]]
+        result.dead_letter_kinds = dead_letter_kinds(bootstrap, topics.dead_letter, codec)
         probe.close()
         for worker in workers:
             worker.kill()
@@ -233,8 +268,11 @@ def write_results(result: SoakResult, name: str) -> Path:
         f"customers in the table: middle {result.table_sizes()['middle']}, "
         f"end {result.table_sizes()['end']}",
         f"max lag during the run: {max((s.lag for s in result.samples), default=0):,}",
+        f"records let go by the merge after max_idle_s: {result.idle_releases:,}",
+        f"dead letters by kind: {result.dead_letter_kinds or 'none'}",
         f"audit: {'OK' if result.audit_ok else 'FAILED'}",
         result.audit_summary,
+        *result.audit_mismatches,
         *result.died_on_their_own,
     ]
     (RESULTS / f"{name}.txt").write_text("\n".join(lines) + "\n")
