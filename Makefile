@@ -25,7 +25,19 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(SYNCED)
+# The native replay engine (native/: Rust, PyO3), built by maturin (a locked dev dependency)
+# with cargo from crates.io and installed into the virtualenv with uv. Rebuilt when its sources
+# change or after a sync (which removes it: it is not in uv.lock). About two minutes the first
+# time on two cores; second runs are a stamp check.
+NATIVE := $(VENV)/.native
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+
+$(NATIVE): $(SYNCED) $(NATIVE_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(TOOLS))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --uv --release --locked -m native/Cargo.toml
+	@touch $@
+
+install: $(SYNCED) $(NATIVE)
 
 kafka-jars: $(SYNCED)
 	$(LOYALTY) kafka fetch
@@ -63,4 +75,4 @@ bench: install kafka-jars
 	$(VENV)/bin/python -m bench.core
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache native/target
