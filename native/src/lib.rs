@@ -199,6 +199,23 @@ impl Engine {
     }
 }
 
+/// A step of the fold: its error, or a panic (an i64 overflow: Python's ints have none), as
+/// `Unsupported`, so that the replay stops rather than writes a wrong number.
+fn guarded<T>(step: impl FnOnce() -> Result<T, String>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Unsupported::new_err(error)),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            Err(Unsupported::new_err(format!("the fold stopped: {reason}")))
+        }
+    }
+}
+
 fn tick(progress: &Bound<'_, PyAny>, pending: &mut u64) -> PyResult<()> {
     *pending += 1;
     if *pending >= PROGRESS_EVERY {
@@ -328,7 +345,6 @@ impl Engine {
         let mut states: Vec<State> = Vec::new();
         let program = &self.program;
         let mut pending = 0;
-        let failed = |error: String| Unsupported::new_err(error);
         for event in &events {
             tick(progress, &mut pending)?;
             if event.at_ms > as_of_ms {
@@ -338,12 +354,11 @@ impl Engine {
             let known = index.get(event.customer_id.as_str()).copied();
             let result = match known {
                 Some(position) => {
-                    fold::apply(&mut states[position], event, program, &mut sink).map_err(failed)?
+                    guarded(|| fold::apply(&mut states[position], event, program, &mut sink))?
                 }
                 None => {
                     let mut state = State::new(&event.customer_id);
-                    let result =
-                        fold::apply(&mut state, event, program, &mut sink).map_err(failed)?;
+                    let result = guarded(|| fold::apply(&mut state, event, program, &mut sink))?;
                     if matches!(result, Applied::Applied) {
                         index.insert(event.customer_id.as_str(), states.len());
                         states.push(state);
@@ -360,7 +375,7 @@ impl Engine {
         }
         flush_progress(progress, &mut pending)?;
         for state in states.iter_mut() {
-            fold::advance(state, as_of_ms, program, &mut sink).map_err(failed)?;
+            guarded(|| fold::advance(state, as_of_ms, program, &mut sink))?;
             write_out(&mut sink, &mut writer)?;
         }
         drop(index);
