@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use crate::out::Sink;
 use crate::program::Program;
-use crate::text::{due_marker, MS_PER_DAY, MS_PER_HOUR};
+use crate::text::{Cause, MS_PER_DAY, MS_PER_HOUR};
 
 pub const RECENT_IDS: usize = 8;
 
@@ -37,12 +37,15 @@ pub enum Body {
 
 pub struct Event {
     pub event_id: String,
-    pub customer_id: String,
+    /// the customer's number: Engine::customer_ids holds the id
+    pub customer: u32,
     pub at_ms: i64,
     pub line: u64,
-    pub currency: String,
+    /// the event's currency when it is not the program's
+    pub currency: Option<Box<str>>,
     pub has_items: bool,
-    /// per punch card of the program: the quantity of the event's items in its category
+    /// per punch card of the program: the quantity of the event's items in its category;
+    /// empty when every one is zero
     pub card_quantities: Vec<i64>,
     pub body: Body,
 }
@@ -185,7 +188,7 @@ pub fn apply(
             s.complaints.retain(|c| c.complaint_id != *complaint_id);
         }
     }
-    assess_churn(s, at_ms, &event.event_id, p, sink);
+    assess_churn(s, at_ms, Cause::Event(&event.event_id), p, sink);
     if s.recent_ids.len() >= RECENT_IDS {
         s.recent_ids.pop_front();
     }
@@ -202,10 +205,10 @@ pub fn advance(s: &mut State, now_ms: i64, p: &Program, sink: &mut Sink) -> Resu
 fn violation(s: &State, event: &Event, at_ms: i64, p: &Program) -> Option<String> {
     match &event.body {
         Body::Purchase { total_minor } => {
-            if event.currency != p.currency {
+            if let Some(currency) = &event.currency {
                 return Some(format!(
-                    "currency {} is not the program's {}",
-                    event.currency, p.currency
+                    "currency {currency} is not the program's {}",
+                    p.currency
                 ));
             }
             if *total_minor < 0 {
@@ -217,10 +220,10 @@ fn violation(s: &State, event: &Event, at_ms: i64, p: &Program) -> Option<String
             purchase_event_id,
             amount_minor,
         } => {
-            if event.currency != p.currency {
+            if let Some(currency) = &event.currency {
                 return Some(format!(
-                    "currency {} is not the program's {}",
-                    event.currency, p.currency
+                    "currency {currency} is not the program's {}",
+                    p.currency
                 ));
             }
             // the records `apply` sees after pruning at the event's time: the stale prefix goes
@@ -283,13 +286,13 @@ fn advance_to(s: &mut State, now_ms: i64, p: &Program, sink: &mut Sink) -> Resul
         };
         if let Some(change_day) = silent_churn_change(s, horizon.div_euclid(MS_PER_DAY), p) {
             let at_ms = change_day * MS_PER_DAY;
-            assess_churn(s, at_ms, &due_marker("churn", at_ms), p, sink);
+            assess_churn(s, at_ms, Cause::Due("churn", at_ms), p, sink);
             continue;
         }
         match scheduled {
             Some((due_ms, kind)) if due_ms <= now_ms => {
                 fire(s, due_ms, kind, p, sink)?;
-                assess_churn(s, due_ms, &due_marker(kind.name(), due_ms), p, sink);
+                assess_churn(s, due_ms, Cause::Due(kind.name(), due_ms), p, sink);
             }
             _ => return Ok(()),
         }
@@ -339,7 +342,7 @@ fn fire(
     p: &Program,
     sink: &mut Sink,
 ) -> Result<(), String> {
-    let cause = due_marker(kind.name(), at_ms);
+    let cause = Cause::Due(kind.name(), at_ms);
     match kind {
         Scheduled::Overdue => {
             let sla_ms = p.complaint_sla_hours * MS_PER_HOUR;
@@ -351,16 +354,16 @@ fn fire(
         }
         Scheduled::Expiry => {
             let last = s.last_purchase_ms.ok_or("expiry without a purchase")?;
-            sink.points_expired(&s.customer_id, at_ms, &cause, p, s.points, last);
+            sink.points_expired(&s.customer_id, at_ms, cause, p, s.points, last);
             s.points = 0;
         }
         Scheduled::Warning => {
             prune(s, at_ms, p);
-            warn_of_downgrade(s, at_ms, &cause, p, sink);
+            warn_of_downgrade(s, at_ms, cause, p, sink);
         }
         Scheduled::Requalification => {
             prune(s, at_ms, p);
-            requalify(s, at_ms, &cause, p, sink);
+            requalify(s, at_ms, cause, p, sink);
         }
     }
     Ok(())
@@ -381,7 +384,7 @@ fn window_spend(spend_days: &[(i64, i64)], day: i64, p: &Program) -> i64 {
         .sum()
 }
 
-fn warn_of_downgrade(s: &mut State, at_ms: i64, cause: &str, p: &Program, sink: &mut Sink) {
+fn warn_of_downgrade(s: &mut State, at_ms: i64, cause: Cause, p: &Program, sink: &mut Sink) {
     let requalify_ms = s
         .requalify_ms
         .expect("a warning is due only with a re-qualification time");
@@ -406,7 +409,7 @@ fn warn_of_downgrade(s: &mut State, at_ms: i64, cause: &str, p: &Program, sink: 
     );
 }
 
-fn requalify(s: &mut State, at_ms: i64, cause: &str, p: &Program, sink: &mut Sink) {
+fn requalify(s: &mut State, at_ms: i64, cause: Cause, p: &Program, sink: &mut Sink) {
     let spend = rolling_spend(s, at_ms.div_euclid(MS_PER_DAY), p);
     let held = p.tier_for_spend(spend).min(s.tier);
     let requalify_ms = if held > 0 {
@@ -533,7 +536,7 @@ fn purchase(
         sink.tier_changed(
             &s.customer_id,
             at_ms,
-            &event.event_id,
+            Cause::Event(&event.event_id),
             p,
             s.tier,
             reached,
@@ -616,7 +619,8 @@ fn give_back(
         if everything {
             stamps_left.iter_mut().for_each(|x| *x = 0);
         } else if event.has_items {
-            for (held, back) in stamps_left.iter_mut().zip(&event.card_quantities) {
+            for (position, held) in stamps_left.iter_mut().enumerate() {
+                let back = event.card_quantities.get(position).copied().unwrap_or(0);
                 *held = (*held - back).max(0);
             }
         } else {
@@ -672,7 +676,7 @@ fn give_back(
     sink.tier_changed(
         &s.customer_id,
         at_ms,
-        &event.event_id,
+        Cause::Event(&event.event_id),
         p,
         s.tier,
         tier,
@@ -842,7 +846,7 @@ fn risk_score_on(s: &State, day: i64, p: &Program) -> f64 {
     score.min(1.0)
 }
 
-fn assess_churn(s: &mut State, at_ms: i64, cause: &str, p: &Program, sink: &mut Sink) {
+fn assess_churn(s: &mut State, at_ms: i64, cause: Cause, p: &Program, sink: &mut Sink) {
     let day = at_ms.div_euclid(MS_PER_DAY);
     if s.churn_day.is_none_or(|churn_day| day > churn_day) {
         s.churn_day = Some(day);

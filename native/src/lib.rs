@@ -128,10 +128,27 @@ struct Engine {
     after_as_of: u64,
     states: Vec<State>,
     counts: [u64; 5],
+    /// customer ids by number (events carry the number), and numbers by id
+    customer_ids: Vec<String>,
+    customer_numbers: HashMap<String, u32>,
+}
+
+fn customer_number(
+    numbers: &mut HashMap<String, u32>,
+    ids: &mut Vec<String>,
+    customer_id: &str,
+) -> u32 {
+    if let Some(number) = numbers.get(customer_id) {
+        return *number;
+    }
+    let number = ids.len() as u32;
+    ids.push(customer_id.to_owned());
+    numbers.insert(customer_id.to_owned(), number);
+    number
 }
 
 impl Engine {
-    fn event_from_row(&self, line: u64, row: PyRow) -> PyResult<Event> {
+    fn event_from_row(&mut self, line: u64, row: PyRow) -> PyResult<Event> {
         let (
             kind,
             event_id,
@@ -176,9 +193,15 @@ impl Engine {
                 )))
             }
         };
+        let customer = customer_number(
+            &mut self.customer_numbers,
+            &mut self.customer_ids,
+            &customer_id,
+        );
+        let currency = parse::foreign_currency(&currency, &self.program.currency);
         Ok(Event {
             event_id,
-            customer_id,
+            customer,
             at_ms,
             line,
             currency,
@@ -250,17 +273,15 @@ impl Engine {
             after_as_of: 0,
             states: Vec::new(),
             counts: [0; 5],
+            customer_ids: Vec::new(),
+            customer_numbers: HashMap::new(),
         })
     }
 
     /// Rows of a JSON Lines text: its lines that are not blank (event_files.count_rows).
     #[staticmethod]
     fn count_jsonl_rows(data: &[u8]) -> PyResult<u64> {
-        let text =
-            std::str::from_utf8(data).map_err(|error| PyValueError::new_err(error.to_string()))?;
-        Ok(parse::Lines::new(text)
-            .filter(|line| !parse::is_blank(line))
-            .count() as u64)
+        parse::count_rows(data).map_err(|error| PyValueError::new_err(error.to_string()))
     }
 
     /// Reads every row of a JSON Lines file's bytes (valid UTF-8: the caller checks). A row
@@ -284,12 +305,14 @@ impl Engine {
             }
             self.rows += 1;
             tick(progress, &mut pending)?;
+            let (numbers, ids) = (&mut self.customer_numbers, &mut self.customer_ids);
             if let Some(event) = parse::fast_row(
                 line_text,
                 line,
                 default_type,
                 &self.program.currency,
                 &self.program.cards,
+                &mut |customer_id| customer_number(numbers, ids, customer_id),
             ) {
                 self.events.push(event);
                 continue;
@@ -341,7 +364,9 @@ impl Engine {
         let mut sink = Sink::new(writer.is_some());
         self.events.sort_by_key(|event| event.at_ms);
         let events = std::mem::take(&mut self.events);
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(events.len() / 8);
+        // per customer number, where its state is in `states` (insertion order, as Python's
+        // dict of states: the final advance goes through them in that order)
+        let mut index: Vec<Option<usize>> = vec![None; self.customer_ids.len()];
         let mut states: Vec<State> = Vec::new();
         let program = &self.program;
         let mut pending = 0;
@@ -351,16 +376,16 @@ impl Engine {
                 self.after_as_of += 1;
                 continue;
             }
-            let known = index.get(event.customer_id.as_str()).copied();
+            let known = index[event.customer as usize];
             let result = match known {
                 Some(position) => {
                     guarded(|| fold::apply(&mut states[position], event, program, &mut sink))?
                 }
                 None => {
-                    let mut state = State::new(&event.customer_id);
+                    let mut state = State::new(&self.customer_ids[event.customer as usize]);
                     let result = guarded(|| fold::apply(&mut state, event, program, &mut sink))?;
                     if matches!(result, Applied::Applied) {
-                        index.insert(event.customer_id.as_str(), states.len());
+                        index[event.customer as usize] = Some(states.len());
                         states.push(state);
                     }
                     result

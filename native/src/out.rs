@@ -4,7 +4,7 @@
 
 use crate::fold::{Event, REASON_NAMES};
 use crate::program::Program;
-use crate::text::{output_event_id, write_float, write_iso_ms, write_json_str};
+use crate::text::{output_event_id, write_float, write_iso_ms, write_json_str, Cause};
 
 pub const KIND_NAMES: [&str; 5] = [
     "ChurnRiskChanged",
@@ -47,7 +47,7 @@ impl Sink {
         id_kind: &str,
         customer_id: &str,
         at_ms: i64,
-        cause: &str,
+        cause: Cause,
         p: &Program,
     ) -> Option<&mut String> {
         self.counts[kind] += 1;
@@ -57,13 +57,14 @@ impl Sink {
         out.push_str("\",\"topic\":\"");
         out.push_str(topic);
         out.push_str("\",\"event_id\":\"");
-        out.push_str(&output_event_id(customer_id, id_kind, cause));
+        let cause = cause.text();
+        out.push_str(&output_event_id(customer_id, id_kind, &cause));
         out.push_str("\",\"customer_id\":");
         write_json_str(out, customer_id);
         out.push_str(",\"occurred_at\":\"");
         write_iso_ms(out, at_ms);
         out.push_str("\",\"caused_by\":");
-        write_json_str(out, cause);
+        write_json_str(out, &cause);
         out.push_str(",\"rules_version\":");
         write_json_str(out, &p.version);
         Some(out)
@@ -74,7 +75,7 @@ impl Sink {
         &mut self,
         customer_id: &str,
         at_ms: i64,
-        cause: &str,
+        cause: Cause,
         p: &Program,
         previous: usize,
         new: usize,
@@ -126,7 +127,7 @@ impl Sink {
         &mut self,
         customer_id: &str,
         at_ms: i64,
-        cause: &str,
+        cause: Cause,
         p: &Program,
         current: usize,
         expected: usize,
@@ -166,7 +167,7 @@ impl Sink {
         &mut self,
         customer_id: &str,
         at_ms: i64,
-        cause: &str,
+        cause: Cause,
         p: &Program,
         level: usize,
         previous: usize,
@@ -200,7 +201,7 @@ impl Sink {
         &mut self,
         customer_id: &str,
         at_ms: i64,
-        cause: &str,
+        cause: Cause,
         p: &Program,
         points: i64,
         last_ms: i64,
@@ -241,7 +242,7 @@ impl Sink {
             &id_kind,
             customer_id,
             event.at_ms,
-            &event.event_id,
+            Cause::Event(&event.event_id),
             p,
         ) else {
             return;
@@ -272,7 +273,7 @@ impl Sink {
             &id_kind,
             customer_id,
             event.at_ms,
-            &event.event_id,
+            Cause::Event(&event.event_id),
             p,
         ) else {
             return;

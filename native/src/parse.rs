@@ -166,7 +166,21 @@ pub fn card_quantities<'c>(
             }
         }
     }
+    if given.iter().all(|quantity| *quantity == 0) {
+        given.clear();
+    }
     given
+}
+
+/// The event's currency, upper-cased as event_files reads it (ASCII only here), when it is
+/// not the program's; None when it is.
+pub fn foreign_currency(currency: &str, program_currency: &str) -> Option<Box<str>> {
+    let same = currency.len() == program_currency.len()
+        && currency
+            .bytes()
+            .zip(program_currency.bytes())
+            .all(|(ours, theirs)| ours.to_ascii_uppercase() == theirs);
+    (!same).then(|| currency.to_ascii_uppercase().into_boxed_str())
 }
 
 /// The event of a JSON Lines row whose reading is certain, or None: ask the Python reader.
@@ -176,6 +190,7 @@ pub fn fast_row(
     default_type: Option<&str>,
     program_currency: &str,
     cards: &[(String, i64)],
+    customer_number: &mut impl FnMut(&str) -> u32,
 ) -> Option<Event> {
     let row: Row = serde_json::from_str(line_text).ok()?;
     let kind = text(&row.kind).or(default_type)?;
@@ -183,31 +198,31 @@ pub fn fast_row(
     if !currency.is_ascii() {
         return None;
     }
-    let currency = currency.to_ascii_uppercase();
+    let currency = foreign_currency(currency, program_currency);
     let event_id = text(&row.event_id)?.to_owned();
     let at_ms = parse_utc_time(row.occurred_at.as_ref()?.0.as_ref())?;
-    let customer_id = text(&row.customer_id)?.to_owned();
+    let customer_id = text(&row.customer_id)?;
     let _ = &row.store_id; // any text or none: the fold does not read it
     let mut has_items = false;
     let mut quantities = Vec::new();
     if matches!(kind, "purchase" | "return") {
         if let Some(items) = &row.items {
-            let mut pairs = Vec::with_capacity(items.len());
             for item in items {
                 text(&item.sku)?;
                 if item.unit_price_minor.is_none() || item.unit_price.is_some() {
                     return None;
                 }
-                pairs.push((
-                    text(&item.category).unwrap_or(""),
-                    item.quantity.unwrap_or(1),
-                ));
             }
-            has_items = !pairs.is_empty();
-            quantities = card_quantities(cards, pairs.into_iter());
-        }
-        if quantities.is_empty() {
-            quantities = vec![0; cards.len()];
+            has_items = !items.is_empty();
+            quantities = card_quantities(
+                cards,
+                items.iter().map(|item| {
+                    (
+                        text(&item.category).unwrap_or(""),
+                        item.quantity.unwrap_or(1),
+                    )
+                }),
+            );
         }
     }
     let body = match kind {
@@ -248,7 +263,7 @@ pub fn fast_row(
     };
     Some(Event {
         event_id,
-        customer_id,
+        customer: customer_number(customer_id),
         at_ms,
         line,
         currency,
@@ -296,4 +311,30 @@ fn memchr2(bytes: &[u8]) -> Option<usize> {
 
 pub fn is_blank(line: &str) -> bool {
     py_strip(line).is_empty()
+}
+
+/// event_files.count_rows of a JSON Lines text: its lines that are not blank. Only lines with
+/// non-ASCII bytes are decoded (and so checked to be UTF-8).
+pub fn count_rows(data: &[u8]) -> Result<u64, std::str::Utf8Error> {
+    let mut rows = 0;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let end = match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            Some(index) if rest[index] == b'\r' && rest.get(index + 1) == Some(&b'\n') => index + 2,
+            Some(index) => index + 1,
+            None => rest.len(),
+        };
+        let (line, after) = rest.split_at(end);
+        rest = after;
+        let blank = if line.is_ascii() {
+            line.iter()
+                .all(|b| matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' '))
+        } else {
+            is_blank(std::str::from_utf8(line)?)
+        };
+        if !blank {
+            rows += 1;
+        }
+    }
+    Ok(rows)
 }

@@ -49,7 +49,21 @@ pub fn days_in_month(year: i64, month: i64) -> i64 {
 /// `date.isoformat()` of a day since the epoch.
 pub fn write_date(out: &mut String, day: i64) {
     let (y, m, d) = civil_from_days(day);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+    if (0..10_000).contains(&y) {
+        push_2(out, y / 100);
+        push_2(out, y % 100);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    push_2(out, m);
+    out.push('-');
+    push_2(out, d);
+}
+
+fn push_2(out: &mut String, value: i64) {
+    out.push((b'0' + (value / 10) as u8) as char);
+    out.push((b'0' + (value % 10) as u8) as char);
 }
 
 /// `from_ms(ms).isoformat().replace("+00:00", "Z")`: microseconds only when not zero.
@@ -59,15 +73,17 @@ pub fn write_iso_ms(out: &mut String, ms: i64) {
     write_date(out, day);
     let seconds = in_day / 1000;
     let millis = in_day % 1000;
-    let _ = write!(
-        out,
-        "T{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    );
+    out.push('T');
+    push_2(out, seconds / 3600);
+    out.push(':');
+    push_2(out, seconds / 60 % 60);
+    out.push(':');
+    push_2(out, seconds % 60);
     if millis != 0 {
-        let _ = write!(out, ".{:06}", millis * 1000);
+        out.push('.');
+        out.push((b'0' + (millis / 100) as u8) as char);
+        push_2(out, millis % 100);
+        out.push_str("000");
     }
     out.push('Z');
 }
@@ -207,22 +223,38 @@ pub fn output_event_id(customer_id: &str, kind: &str, cause: &str) -> String {
     raw.copy_from_slice(&digest[..16]);
     raw[6] = (raw[6] & 0x0F) | 0x50;
     raw[8] = (raw[8] & 0x3F) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (index, byte) in raw.iter().enumerate() {
         if matches!(index, 4 | 6 | 8 | 10) {
             out.push('-');
         }
-        let _ = write!(out, "{byte:02x}");
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0x0f)] as char);
     }
     out
 }
 
-/// streams.core.events.due_marker: `due:<kind>:<ISO time>`.
-pub fn due_marker(kind: &str, at_ms: i64) -> String {
-    let mut out = String::with_capacity(40);
-    out.push_str("due:");
-    out.push_str(kind);
-    out.push(':');
-    write_iso_ms(&mut out, at_ms);
-    out
+/// What caused an output (its `caused_by`): an input event's id, or time alone at a moment,
+/// written `due:<kind>:<ISO time>` (streams.core.events.due_marker) only when an output needs it.
+#[derive(Clone, Copy)]
+pub enum Cause<'a> {
+    Event(&'a str),
+    Due(&'static str, i64),
+}
+
+impl<'a> Cause<'a> {
+    pub fn text(self) -> std::borrow::Cow<'a, str> {
+        match self {
+            Cause::Event(id) => std::borrow::Cow::Borrowed(id),
+            Cause::Due(kind, at_ms) => {
+                let mut out = String::with_capacity(40);
+                out.push_str("due:");
+                out.push_str(kind);
+                out.push(':');
+                write_iso_ms(&mut out, at_ms);
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
 }
