@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
 	@echo "make test   - the whole test suite (starts its own Kafka broker)"
-	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up)"
+	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up); cargo fmt, clippy"
 	@echo "make check  - lint and test, as CI runs them"
 
 $(UV):
@@ -61,6 +61,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -r streams -ll -q
+	cargo fmt --check --manifest-path native/Cargo.toml
+	PYO3_PYTHON=$(abspath $(VENV))/bin/python \
+	  cargo clippy --release --locked --manifest-path native/Cargo.toml -- -D warnings
 
 format: install
 	$(VENV)/bin/ruff format .

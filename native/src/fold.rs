@@ -141,7 +141,7 @@ impl Scheduled {
 pub enum Applied {
     Duplicate,
     Violation(String),
-    Applied,
+    Changed,
 }
 
 // ---- public API -------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ pub fn apply(
         s.recent_ids.pop_front();
     }
     s.recent_ids.push_back(event.event_id.clone());
-    Ok(Applied::Applied)
+    Ok(Applied::Changed)
 }
 
 /// `advance(state, now)`: everything time alone changes up to and including `now`.
@@ -838,6 +838,8 @@ fn risk_score_on(s: &State, day: i64, p: &Program) -> f64 {
     if let (Some(first), Some(last)) = (first, last) {
         if repeat >= p.gap_min_repeat_visits {
             let mean_gap_days = (last - first) as f64 / repeat as f64;
+            // "the first whole day strictly beyond factor x mean gap", as churn.gap_sign_from
+            #[allow(clippy::int_plus_one)]
             if day >= last + (p.gap_cadence_factor * mean_gap_days).floor() as i64 + 1 {
                 score += p.w_gap_beyond_cadence;
             }

@@ -384,7 +384,7 @@ impl Engine {
                 None => {
                     let mut state = State::new(&self.customer_ids[event.customer as usize]);
                     let result = guarded(|| fold::apply(&mut state, event, program, &mut sink))?;
-                    if matches!(result, Applied::Applied) {
+                    if matches!(result, Applied::Changed) {
                         index[event.customer as usize] = Some(states.len());
                         states.push(state);
                     }
@@ -394,7 +394,7 @@ impl Engine {
             match result {
                 Applied::Duplicate => self.duplicates += 1,
                 Applied::Violation(reason) => self.violations.push((event.line, reason)),
-                Applied::Applied => self.applied += 1,
+                Applied::Changed => self.applied += 1,
             }
             write_out(&mut sink, &mut writer)?;
         }
