@@ -92,7 +92,7 @@ def replay(
         str,
         typer.Option(
             "--engine",
-            help="auto (native when built, else python), native (the Rust engine, about ten "
+            help="auto (native when built, else python), native (the Rust engine, about 15 "
             "times faster) or python; both write the same files",
         ),
     ] = "auto",

@@ -8,7 +8,7 @@ Rows that cannot be events and events that break the contract are counted and re
 their line, as the worker would dead-letter them; duplicates are ignored, as the worker does.
 
 Two engines give the same files, byte for byte: `python` (this module, the streams/core fold)
-and `native` (the Rust extension built from native/, about ten times faster: see
+and `native` (the Rust extension built from native/, about 15 times faster: see
 `streams.tools.replay_native`). `auto` takes the native one when it is built."""
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """`loyalty replay` on the native engine (`native/`, the Rust extension `loyalty_native`).
 
 The same replay as `streams.tools.replay` (same order, the same state lines and output events,
-byte for byte; tests/native holds the two together), about ten times faster: the extension
-reads JSON Lines itself, folds every customer through its port of streams/core and writes the
-lines. What it leaves to Python, so that both engines read a file alike:
+byte for byte; tests/native holds the two together), about 15 times faster (bench.core): the
+extension reads JSON Lines itself, folds every customer through its port of streams/core and
+writes the lines. What it leaves to Python, so that both engines read a file alike:
 - every JSON Lines row its fast reader is not sure of (anything but plain text fields, integer
   minor units and `...Z` times, every wrong row): `event_files.parse_row` reads it;
 - CSV files, read row by row by `event_files.read_event_file` (then folded natively);
