@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # The loyalty-streams worker image: `loyalty worker` by default, any other `loyalty` command
 # by argument (`docker run IMAGE simulate --events 1000`). Every Python package is installed
-# from uv.lock with its hash; the worker needs no Java (Kafka runs elsewhere).
+# from uv.lock with its hash; the worker needs no Java (Kafka runs elsewhere). Nor Rust: the
+# native replay engine (native/) is not built here, so `loyalty replay` in the image runs on
+# the Python engine (the same files, slower; it says so on stderr). Replays of big files
+# belong on a machine with `make install`, not in the worker image.
 #
 #   docker build -t loyalty-streams .
 #   docker run -e LOYALTY_BOOTSTRAP_SERVERS=kafka:9092 -v loyalty-data:/var/lib/loyalty loyalty-streams

@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 help:
 	@echo "make demo   - start a broker, create topics, send simulated POS traffic, show a summary"
 	@echo "make test   - the whole test suite (starts its own Kafka broker)"
-	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up)"
+	@echo "make lint   - ruff check, ruff format --check, mypy, bandit (medium and up); cargo fmt, clippy"
 	@echo "make check  - lint and test, as CI runs them"
 	@echo "make soak   - an hour of traffic with worker restarts, then the audit (bench/soak.py)"
 	@echo "make bench  - ours against the limit and naive Faust (make bench-quick: a few minutes)"
@@ -27,7 +27,19 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(SYNCED)
+# The native replay engine (native/: Rust, PyO3), built by maturin (a locked dev dependency)
+# with cargo from crates.io and installed into the virtualenv with uv. Rebuilt when its sources
+# change or after a sync (which removes it: it is not in uv.lock). About two minutes the first
+# time on two cores; second runs are a stamp check.
+NATIVE := $(VENV)/.native
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+
+$(NATIVE): $(SYNCED) $(NATIVE_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(TOOLS))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --uv --release --locked -m native/Cargo.toml
+	@touch $@
+
+install: $(SYNCED) $(NATIVE)
 
 kafka-jars: $(SYNCED)
 	$(LOYALTY) kafka fetch
@@ -51,6 +63,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -r streams -ll -q
+	cargo fmt --check --manifest-path native/Cargo.toml
+	PYO3_PYTHON=$(abspath $(VENV))/bin/python \
+	  cargo clippy --release --locked --manifest-path native/Cargo.toml -- -D warnings
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -75,4 +90,4 @@ soak: install kafka-jars
 	$(VENV)/bin/python -m bench.soak --minutes 60
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache native/target

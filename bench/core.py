@@ -7,14 +7,20 @@ and complaints; 1M events, or 100k with --quick):
 - fold_eps: `apply` per second over pre-built input events in event-time order (no parsing,
   no I/O), the duplicate check and churn scoring included; fold_eps_gc_paused: the same with
   cyclic GC paused, as `loyalty replay` folds (see `streams.tools.replay.gc_paused`);
-- replay_eps: rows per second of `loyalty replay` (parse, sort, fold, advance to --as-of,
-  write states), what marketing waits for;
+- replay_eps: rows per second of `loyalty replay` on the Python engine (parse, sort, fold,
+  advance to --as-of, write the states and, with --events-out, the output events), what
+  marketing waits for; native_replay_eps: the same replay on the native engine (native/, the
+  Rust extension), in the same run, with native_vs_python_replay their ratio and
+  native_replay_identical whether the two wrote the same files byte for byte (states, output
+  events) and the same summary. `*_cpu_eps`: the same rows per second of the process's CPU
+  time, which other load on the machine does not stretch as it stretches wall time;
 - state bytes: `state_to_bytes` of every customer at the end (mean, p95, max);
 - next_due_us: the cost of the worker's due-index question after an event.
 Prints and writes `bench/results/core-latest.json`."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import statistics
 import tempfile
@@ -38,7 +44,8 @@ from streams.core import (
 )
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES
-from streams.tools.replay import gc_paused, parse_as_of, replay
+from streams.tools.replay import ReplaySummary, gc_paused, parse_as_of, replay
+from streams.tools.replay_native import available as native_available
 from streams.tools.simulate import SimulationConfig, simulate
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,6 +69,24 @@ def fold(
         states[event.customer_id] = state
         outputs += len(emitted)
     return time.perf_counter() - started, states, outputs, violations
+
+
+def timed_replay(
+    engine: str, events: Path, program: Program, scratch: Path
+) -> tuple[float, float, ReplaySummary, Path, Path]:
+    """Wall and CPU seconds of one `loyalty replay --events-out` on an engine, its summary
+    and the files it wrote."""
+    out, events_out = scratch / f"states-{engine}.jsonl", scratch / f"outputs-{engine}.jsonl"
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = replay(
+        events,
+        program,
+        parse_as_of(AS_OF),
+        out,
+        events_out=events_out,
+        engine=engine,  # type: ignore[arg-type]
+    )
+    return time.perf_counter() - wall, time.process_time() - cpu, summary, out, events_out
 
 
 def main(
@@ -94,9 +119,25 @@ def main(
 
         sizes = sorted(len(state_to_bytes(state)) for state in states.values())
 
-        started = time.perf_counter()
-        summary = replay(path, program, parse_as_of(AS_OF), Path(scratch) / "states.jsonl")
-        replay_s = time.perf_counter() - started
+        replay_s, replay_cpu_s, summary, *python_files = timed_replay(
+            "python", path, program, Path(scratch)
+        )
+        native: dict[str, object] = {"native_replay_eps": None}
+        if native_available():
+            native_s, native_cpu_s, native_summary, *native_files = timed_replay(
+                "native", path, program, Path(scratch)
+            )
+            native = {
+                "native_replay_eps": round(summary.rows / native_s),
+                "native_replay_cpu_eps": round(summary.rows / native_cpu_s),
+                "native_vs_python_replay": round(replay_s / native_s, 1),
+                "native_vs_python_replay_cpu": round(replay_cpu_s / native_cpu_s, 1),
+                "native_replay_identical": native_summary == summary
+                and all(
+                    filecmp.cmp(ours, theirs, shallow=False)
+                    for ours, theirs in zip(native_files, python_files, strict=True)
+                ),
+            }
 
     result = {
         "events": events,
@@ -106,6 +147,8 @@ def main(
         "fold_outputs": outputs,
         "fold_violations": violations,
         "replay_eps": round(summary.rows / replay_s),
+        "replay_cpu_eps": round(summary.rows / replay_cpu_s),
+        **native,
         "replay_as_of": AS_OF,
         "replay_outputs": sum(summary.outputs.values()),
         "state_bytes_mean": round(statistics.fmean(sizes), 1),

@@ -88,6 +88,14 @@ def replay(
             "nps, complaint_opened or complaint_resolved",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="auto (native when built, else python), native (the Rust engine, about 15 "
+            "times faster) or python; both write the same files",
+        ),
+    ] = "auto",
     rules: Rules = None,
 ) -> None:
     """Replay an event file through the loyalty rules and write every customer's state.
@@ -101,9 +109,14 @@ def replay(
 
     from streams.program import ProgramError, load_program
     from streams.tools.progress import progress_bar
-    from streams.tools.replay import parse_as_of
+    from streams.tools.replay import ENGINES, parse_as_of
     from streams.tools.replay import replay as run_replay
+    from streams.tools.replay_native import NativeUnsupportedError
 
+    if engine not in ENGINES:
+        raise typer.BadParameter(
+            f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="--engine"
+        )
     settings = load_settings(rules=rules)
     try:
         moment = parse_as_of(as_of)
@@ -122,8 +135,11 @@ def replay(
     try:
         summary = run_replay(
             events, program, moment, out, events_out=events_out, default_type=event_type,
-            progress=bars,
+            progress=bars, engine=engine, notice=console.print,
         )  # fmt: skip
+    except NativeUnsupportedError as refusal:
+        typer.echo(f"error: the native engine refuses this input: {refusal}", err=True)
+        raise typer.Exit(EXIT_BAD_RULES) from None
     except ValueError as error:  # an unknown --type or file type
         raise typer.BadParameter(str(error)) from None
     for title, problems in (

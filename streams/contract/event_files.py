@@ -425,7 +425,7 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 def _jsonl_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     for line, text in enumerate(stream, start=1):
         if text.strip():
-            yield line, _json_row(line, text)
+            yield line, jsonl_row(line, text)
 
 
 def _csv_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -458,7 +458,9 @@ def _csv_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | RowError]]
         yield line, broken or row
 
 
-def _json_row(line: int, text: str) -> dict[str, Any] | RowError:
+def jsonl_row(line: int, text: str) -> dict[str, Any] | RowError:
+    """One non-blank JSON Lines line as a row, or why it is not one (also read by the native
+    replay engine for the rows it leaves to Python)."""
     broken = _not_utf8(line, text, "the line")
     if broken is not None:
         return broken
@@ -490,18 +492,39 @@ def read_event_file(
         if isinstance(raw, RowError):
             yield raw
             continue
-        row = raw
-        if column_for:
-            row = dict(raw)
-            for ours, theirs in column_for.items():
-                if theirs in row:
-                    row[ours] = row.pop(theirs)
-        try:
-            yield row_to_record(
-                row, line=line, default_type=default_type, currency=currency, file_id=file_id
-            )
-        except RowValueError as problem:
-            yield RowError(line, str(problem))
+        yield parse_row(
+            raw,
+            line=line,
+            default_type=default_type,
+            currency=currency,
+            file_id=file_id,
+            renames=column_for,
+        )
+
+
+def parse_row(
+    raw: Mapping[str, Any],
+    *,
+    line: int,
+    default_type: str | None,
+    currency: str,
+    file_id: str,
+    renames: Mapping[str, str] | None = None,
+) -> ParsedRow | RowError:
+    """One row of a file as `read_event_file` reads it (the native replay reader asks this for
+    every row it is not sure of, so both read a row alike)."""
+    row = raw
+    if renames:
+        row = dict(raw)
+        for ours, theirs in renames.items():
+            if theirs in row:
+                row[ours] = row.pop(theirs)
+    try:
+        return row_to_record(
+            row, line=line, default_type=default_type, currency=currency, file_id=file_id
+        )
+    except RowValueError as problem:
+        return RowError(line, str(problem))
 
 
 def count_rows(path: Path) -> int:
