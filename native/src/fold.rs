@@ -6,10 +6,17 @@
 //! the event turns out to break the contract (a `RuleViolation`), so the state stays as it
 //! was, un-advanced. Here every violation is checked first (`violation`), against the state
 //! as `apply` would see it after advancing and pruning, and only then is the state changed in
-//! place; nothing is emitted for a violating event.
+//! place; nothing is emitted for a violating event. The one check that needs the advanced
+//! state itself (the points balance, which expiry and a downgrade change) advances a copy,
+//! and only when the balance could pass its bound at all. The core's limits
+//! (streams/core/limits.py, here `limits`) are checked where `apply` checks them.
 
 use std::collections::VecDeque;
 
+use crate::limits::{
+    event_time_problem, id_problem, id_too_long, time_in_bounds, AVRO_LONG_MAX,
+    MAX_OPEN_COMPLAINTS, MAX_RETURNABLE_PURCHASES, MAX_REWARDS_PER_PURCHASE,
+};
 use crate::out::Sink;
 use crate::program::Program;
 use crate::text::{Cause, MS_PER_DAY, MS_PER_HOUR};
@@ -44,9 +51,11 @@ pub struct Event {
     /// the event's currency when it is not the program's
     pub currency: Option<Box<str>>,
     pub has_items: bool,
-    /// per punch card of the program: the quantity of the event's items in its category;
-    /// empty when every one is zero
-    pub card_quantities: Vec<i64>,
+    /// the first item whose quantity is below 1: its position (from 1) and quantity
+    pub bad_quantity: Option<(usize, i64)>,
+    /// per punch card of the program: the quantity of the event's items in its category
+    /// (wide: the sum of many 64-bit quantities); empty when every one is zero
+    pub card_quantities: Vec<i128>,
     pub body: Body,
 }
 
@@ -61,12 +70,14 @@ pub struct PurchaseRecord {
     pub requalify_before_ms: Option<i64>,
 }
 
+#[derive(Clone)]
 pub struct Complaint {
     pub complaint_id: String,
     pub opened_ms: i64,
     pub overdue: bool,
 }
 
+#[derive(Clone)]
 pub struct State {
     pub customer_id: String,
     pub tier: usize,
@@ -160,11 +171,24 @@ pub fn apply(
     p: &Program,
     sink: &mut Sink,
 ) -> Result<Applied, String> {
+    // the time and the ids first, before the duplicate check (fold.apply)
+    if !time_in_bounds(event.at_ms) || id_too_long(&event.event_id) || id_too_long(&s.customer_id) {
+        let reason = match event_time_problem(event.at_ms) {
+            Some(reason) => Some(reason),
+            None => match id_problem("event_id", &event.event_id)? {
+                Some(reason) => Some(reason),
+                None => id_problem("customer_id", &s.customer_id)?,
+            },
+        };
+        if let Some(reason) = reason {
+            return Ok(Applied::Violation(reason));
+        }
+    }
     if is_duplicate(s, event) {
         return Ok(Applied::Duplicate);
     }
     let at_ms = event.at_ms;
-    if let Some(reason) = violation(s, event, at_ms, p) {
+    if let Some(reason) = violation(s, event, at_ms, p)? {
         return Ok(Applied::Violation(reason));
     }
     advance_to(s, at_ms, p, sink)?;
@@ -201,30 +225,45 @@ pub fn advance(s: &mut State, now_ms: i64, p: &Program, sink: &mut Sink) -> Resu
     advance_to(s, now_ms, p, sink)
 }
 
-/// The RuleViolation reason `apply` would raise, checked before anything changes.
-fn violation(s: &State, event: &Event, at_ms: i64, p: &Program) -> Option<String> {
-    match &event.body {
+fn bad_quantity(event: &Event) -> Option<String> {
+    let (position, quantity) = event.bad_quantity.filter(|_| event.has_items)?;
+    Some(format!("items[{position}].quantity {quantity} is below 1"))
+}
+
+/// The RuleViolation reason `apply` would raise, checked before anything changes; an Err when
+/// the engine cannot tell.
+fn violation(s: &State, event: &Event, at_ms: i64, p: &Program) -> Result<Option<String>, String> {
+    Ok(match &event.body {
         Body::Purchase { total_minor } => {
             if let Some(currency) = &event.currency {
-                return Some(format!(
+                return Ok(Some(format!(
                     "currency {currency} is not the program's {}",
                     p.currency
-                ));
+                )));
             }
             if *total_minor < 0 {
-                return Some(format!("total_minor {total_minor} is negative"));
+                return Ok(Some(format!("total_minor {total_minor} is negative")));
             }
-            None
+            if let Some(reason) = bad_quantity(event) {
+                return Ok(Some(reason));
+            }
+            purchase_limits(s, event, *total_minor, at_ms, p)?
         }
         Body::Return {
             purchase_event_id,
             amount_minor,
         } => {
             if let Some(currency) = &event.currency {
-                return Some(format!(
+                return Ok(Some(format!(
                     "currency {currency} is not the program's {}",
                     p.currency
-                ));
+                )));
+            }
+            if let Some(reason) = id_problem("purchase_event_id", purchase_event_id)? {
+                return Ok(Some(reason));
+            }
+            if let Some(reason) = bad_quantity(event) {
+                return Ok(Some(reason));
             }
             // the records `apply` sees after pruning at the event's time: the stale prefix goes
             let stale = stale_purchases(s, at_ms, p);
@@ -235,44 +274,117 @@ fn violation(s: &State, event: &Event, at_ms: i64, p: &Program) -> Option<String
             let record = match record {
                 Some(record) if record.at_ms + return_ms > at_ms => record,
                 _ => {
-                    return Some(format!(
-                        "purchase {purchase_event_id} is unknown for this customer or past the {}-day return window",
+                    return Ok(Some(format!(
+                        "purchase {purchase_event_id} is unknown for this customer, past the {}-day return window, or older than the customer's last {MAX_RETURNABLE_PURCHASES} purchases",
                         p.return_window_days
-                    ))
+                    )))
                 }
             };
             let left = record.spend_left_minor;
             let full = amount_minor.is_none();
             let amount = amount_minor.unwrap_or(left);
             if amount < 0 {
-                return Some(format!("amount_minor {amount} is negative"));
+                return Ok(Some(format!("amount_minor {amount} is negative")));
             }
             if amount > left {
-                return Some(format!(
+                return Ok(Some(format!(
                     "amount_minor {amount} is more than the {left} that remains of purchase {}",
                     record.event_id
-                ));
+                )));
             }
             if full
                 && left == 0
                 && record.points_left == 0
                 && !record.stamps_left.iter().any(|x| *x != 0)
             {
-                return Some(format!(
+                return Ok(Some(format!(
                     "purchase {} is already fully returned",
                     record.event_id
-                ));
+                )));
             }
             None
         }
         Body::Nps { score } => {
             if !(0..=10).contains(score) {
-                return Some(format!("score {score} is not within 0..10"));
+                return Ok(Some(format!("score {score} is not within 0..10")));
             }
             None
         }
-        _ => None,
+        Body::ComplaintOpened { complaint_id } => {
+            // advancing marks complaints overdue, it never closes one: these are apply's
+            if s.complaints.iter().any(|c| c.complaint_id == *complaint_id) {
+                return Ok(None);
+            }
+            if let Some(reason) = id_problem("complaint_id", complaint_id)? {
+                return Ok(Some(reason));
+            }
+            if s.complaints.len() >= MAX_OPEN_COMPLAINTS {
+                return Ok(Some(format!(
+                    "the customer already has {} open complaints, the most one customer may \
+                     have: resolve some (complaint_resolved) before opening {complaint_id}",
+                    s.complaints.len()
+                )));
+            }
+            None
+        }
+        Body::ComplaintResolved { .. } => None,
+    })
+}
+
+/// fold._purchase's limits, on the sums the state would hold: lifetime spend, points (at the
+/// rate of the tier held once time has advanced to the purchase) and punch-card rewards.
+fn purchase_limits(
+    s: &State,
+    event: &Event,
+    spend: i64,
+    at_ms: i64,
+    p: &Program,
+) -> Result<Option<String>, String> {
+    if i128::from(s.lifetime_spend_minor) + i128::from(spend) > AVRO_LONG_MAX {
+        return Ok(Some(format!(
+            "total_minor {spend} would take the customer's lifetime spend past {AVRO_LONG_MAX} \
+             (the largest amount the contract carries): check the amount's unit"
+        )));
     }
+    // Advancing only expires points and lowers the tier: when no tier up to the one held
+    // could earn enough to pass the bound, the balance stays within it whatever is due.
+    let most = (0..=s.tier)
+        .map(|tier| p.points_for_wide(spend, tier))
+        .max()
+        .unwrap_or(0);
+    if i128::from(s.points) + most > AVRO_LONG_MAX {
+        // the balance and tier apply sees: a copy of the state advanced to the purchase
+        let mut advanced = s.clone();
+        let mut scratch = Sink::new(false);
+        advance_to(&mut advanced, at_ms, p, &mut scratch)?;
+        let points = p.points_for_wide(spend, advanced.tier);
+        if i128::from(advanced.points) + points > AVRO_LONG_MAX {
+            return Ok(Some(format!(
+                "total_minor {spend} would earn {points} points, taking the balance past \
+                 {AVRO_LONG_MAX} (the largest number the contract carries): check the amount's \
+                 unit"
+            )));
+        }
+    }
+    if !p.cards.is_empty() && event.has_items && event.card_quantities.iter().any(|q| *q != 0) {
+        // a card fills at every N stamps not yet rewarded: max(0, stamps // N - rewards) times
+        let mut earned: i128 = 0;
+        for (index, (_, n)) in p.cards.iter().enumerate() {
+            let (stamps, rewards) = s.punch_cards.get(index).copied().unwrap_or((0, 0));
+            let filled = (i128::from(stamps) + event.card_quantities[index])
+                .div_euclid(i128::from(*n))
+                - i128::from(rewards);
+            earned += filled.max(0);
+        }
+        if earned > MAX_REWARDS_PER_PURCHASE {
+            return Ok(Some(format!(
+                "its items would fill punch cards {earned} times, more than the \
+                 {MAX_REWARDS_PER_PURCHASE} one purchase may earn: a bulk sale should not name \
+                 the punch card's category on its lines"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 // ---- time -------------------------------------------------------------------------------------
@@ -522,7 +634,11 @@ fn purchase(
 
     let mut stamps_given: Vec<i64> = Vec::new();
     if !p.cards.is_empty() && event.has_items && event.card_quantities.iter().any(|q| *q != 0) {
-        stamps_given = event.card_quantities.clone();
+        stamps_given = event
+            .card_quantities
+            .iter()
+            .map(|q| i64::try_from(*q).map_err(|_| format!("stamps {q} beyond 64 bits")))
+            .collect::<Result<_, _>>()?;
         stamp(s, &stamps_given, event, p, sink);
     }
 
@@ -546,6 +662,11 @@ fn purchase(
         );
         s.tier = reached;
         s.requalify_ms = Some(requalify_ms);
+    }
+    if s.purchases.len() >= MAX_RETURNABLE_PURCHASES {
+        // the oldest are forgotten: a return of one is refused as an unknown purchase
+        let forgotten = s.purchases.len() - MAX_RETURNABLE_PURCHASES + 1;
+        s.purchases.drain(..forgotten);
     }
     s.purchases.push(PurchaseRecord {
         event_id: event.event_id.clone(),
@@ -612,7 +733,7 @@ fn give_back(
     let points_left = if everything {
         0
     } else {
-        (record.points_left * left_after).div_euclid(left)
+        proportion(record.points_left, left_after, left)
     };
     let mut stamps_left = record.stamps_left.clone();
     if !stamps_left.is_empty() {
@@ -621,11 +742,12 @@ fn give_back(
         } else if event.has_items {
             for (position, held) in stamps_left.iter_mut().enumerate() {
                 let back = event.card_quantities.get(position).copied().unwrap_or(0);
-                *held = (*held - back).max(0);
+                // at most the held count, which is an i64
+                *held = i64::try_from((i128::from(*held) - back).max(0)).unwrap_or(*held);
             }
         } else {
             for held in stamps_left.iter_mut() {
-                *held = (*held * left_after).div_euclid(left);
+                *held = proportion(*held, left_after, left);
             }
         }
         if stamps_left != record.stamps_left {
@@ -742,9 +864,49 @@ fn falling_check(s: &State, p: &Program) -> bool {
     if held < p.recent_receipts || s.receipts < 2 * held as i64 {
         return false;
     }
-    let recent_average = s.recent_checks.iter().sum::<i64>() as f64 / held as f64;
-    let lifetime_average = s.lifetime_spend_minor as f64 / s.receipts as f64;
+    let recent_sum = s.recent_checks.iter().map(|x| i128::from(*x)).sum::<i128>();
+    let recent_average = true_division(recent_sum, held as i128);
+    let lifetime_average =
+        true_division(i128::from(s.lifetime_spend_minor), i128::from(s.receipts));
     lifetime_average > 0.0 && recent_average < p.falling_check_ratio * lifetime_average
+}
+
+/// Python's `int / int`: the quotient correctly rounded to a float (one rounding, where
+/// `n as f64 / d as f64` rounds twice once n passes 2**53). `d` is positive.
+fn true_division(n: i128, d: i128) -> f64 {
+    let (a, b) = (n.unsigned_abs(), d.unsigned_abs());
+    let exact = 1u128 << 53;
+    let magnitude = if a == 0 {
+        0.0
+    } else if a <= exact && b <= exact {
+        a as f64 / b as f64
+    } else {
+        // a quotient of 65 or 66 bits, truncated, its lowest bit set when anything was cut
+        // off: the one rounding to 53 bits (u128 as f64 rounds to nearest, ties to even) is
+        // then the rounding of the exact quotient
+        let bits = |x: u128| 128 - i64::from(x.leading_zeros());
+        let shift = 65 + bits(b) - bits(a);
+        let (quotient, remainder) = if shift >= 0 {
+            let scaled = a << shift;
+            (scaled / b, scaled % b)
+        } else {
+            let scaled = b << -shift;
+            (a / scaled, a % scaled)
+        };
+        let rounded = (quotient | u128::from(remainder != 0)) as f64;
+        rounded * 2f64.powi(-(shift as i32))
+    };
+    if n < 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// `part * numerator // denominator` (denominator positive, the result within `part`).
+fn proportion(part: i64, numerator: i64, denominator: i64) -> i64 {
+    let exact = (i128::from(part) * i128::from(numerator)).div_euclid(i128::from(denominator));
+    i64::try_from(exact).expect("a share of an i64 is an i64")
 }
 
 /// churn._expit_neg(churn._log_odds_dropped(x, t_x, T)), expression for expression.
@@ -968,4 +1130,21 @@ fn guess_churn_day(s: &State, p: &Program) -> Option<i64> {
         }
     }
     guesses.into_iter().min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::true_division;
+
+    #[test]
+    fn true_division_rounds_once_as_python() {
+        // Python: 2355859469081156426 / 3 == 785286489693718784.0; the sum as f64 first
+        // and then divided lands one unit off
+        let n: i128 = 2_355_859_469_081_156_426;
+        assert_eq!(true_division(n, 3), 785_286_489_693_718_784.0);
+        assert_ne!(n as f64 / 3.0, true_division(n, 3));
+        assert_eq!(true_division(-n, 3), -785_286_489_693_718_784.0);
+        assert_eq!(true_division(7, 2), 3.5);
+        assert_eq!(true_division(0, 5), 0.0);
+    }
 }

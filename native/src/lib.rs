@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 mod fold;
+mod limits;
 mod out;
 mod parse;
 mod program;
@@ -162,6 +163,7 @@ impl Engine {
             items,
         ) = row;
         let has_items = !items.is_empty();
+        let bad_quantity = parse::bad_quantity(items.iter().map(|(_, quantity)| *quantity));
         let card_quantities = parse::card_quantities(
             &self.program.cards,
             items
@@ -206,6 +208,7 @@ impl Engine {
             line,
             currency,
             has_items,
+            bad_quantity,
             card_quantities,
             body,
         })

@@ -12,6 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize as DeriveDeserialize;
 
 use crate::fold::{Body, Event};
+use crate::limits::{id_too_long, time_in_bounds};
 use crate::text::{days_from_civil, days_in_month, py_strip, MS_PER_DAY};
 
 /// A JSON string, borrowed from the line when it has no escapes.
@@ -153,16 +154,17 @@ pub fn parse_utc_time(value: &str) -> Option<i64> {
     )
 }
 
-/// Per punch card, the quantity of the items in its category (fold._purchase's `given`).
+/// Per punch card, the quantity of the items in its category (fold._purchase's `given`), in
+/// 128 bits: Python's sum of 64-bit quantities does not overflow.
 pub fn card_quantities<'c>(
     cards: &[(String, i64)],
     items: impl Iterator<Item = (&'c str, i64)>,
-) -> Vec<i64> {
-    let mut given = vec![0; cards.len()];
+) -> Vec<i128> {
+    let mut given = vec![0i128; cards.len()];
     for (category, quantity) in items {
         for (index, (card, _)) in cards.iter().enumerate() {
             if category == card {
-                given[index] += quantity;
+                given[index] += i128::from(quantity);
             }
         }
     }
@@ -170,6 +172,21 @@ pub fn card_quantities<'c>(
         given.clear();
     }
     given
+}
+
+/// The first line item whose quantity is below 1 (fold._refuse_bad_quantities): its position,
+/// from 1, and the quantity.
+pub fn bad_quantity(quantities: impl Iterator<Item = i64>) -> Option<(usize, i64)> {
+    quantities
+        .enumerate()
+        .find(|(_, quantity)| *quantity < 1)
+        .map(|(index, quantity)| (index + 1, quantity))
+}
+
+/// A number event_files reads as it stands: within +-(2**63 - 1). The one 64-bit integer
+/// beyond, -2**63, is a row error there.
+fn plain(number: Option<i64>) -> bool {
+    number != Some(i64::MIN)
 }
 
 /// The event's currency, upper-cased as event_files reads it (ASCII only here), when it is
@@ -199,11 +216,20 @@ pub fn fast_row(
         return None;
     }
     let currency = foreign_currency(currency, program_currency);
+    // times and ids beyond streams/core/limits.py, and -2**63, are the Python reader's to
+    // refuse (a row error with its reason)
     let event_id = text(&row.event_id)?.to_owned();
     let at_ms = parse_utc_time(row.occurred_at.as_ref()?.0.as_ref())?;
     let customer_id = text(&row.customer_id)?;
+    if !time_in_bounds(at_ms) || id_too_long(&event_id) || id_too_long(customer_id) {
+        return None;
+    }
+    if !(plain(row.total_minor) && plain(row.amount_minor) && plain(row.score)) {
+        return None;
+    }
     let _ = &row.store_id; // any text or none: the fold does not read it
     let mut has_items = false;
+    let mut bad = None;
     let mut quantities = Vec::new();
     if matches!(kind, "purchase" | "return") {
         if let Some(items) = &row.items {
@@ -212,8 +238,12 @@ pub fn fast_row(
                 if item.unit_price_minor.is_none() || item.unit_price.is_some() {
                     return None;
                 }
+                if !(plain(item.quantity) && plain(item.unit_price_minor)) {
+                    return None;
+                }
             }
             has_items = !items.is_empty();
+            bad = bad_quantity(items.iter().map(|item| item.quantity.unwrap_or(1)));
             quantities = card_quantities(
                 cards,
                 items.iter().map(|item| {
@@ -238,8 +268,12 @@ pub fn fast_row(
             if row.amount.is_some() {
                 return None;
             }
+            let purchase_event_id = text(&row.purchase_event_id)?;
+            if id_too_long(purchase_event_id) {
+                return None;
+            }
             Body::Return {
-                purchase_event_id: text(&row.purchase_event_id)?.to_owned(),
+                purchase_event_id: purchase_event_id.to_owned(),
                 amount_minor: row.amount_minor,
             }
         }
@@ -249,14 +283,22 @@ pub fn fast_row(
         }
         "complaint_opened" => {
             let _ = &row.reason;
+            let complaint_id = text(&row.complaint_id)?;
+            if id_too_long(complaint_id) {
+                return None;
+            }
             Body::ComplaintOpened {
-                complaint_id: text(&row.complaint_id)?.to_owned(),
+                complaint_id: complaint_id.to_owned(),
             }
         }
         "complaint_resolved" => {
             let _ = &row.resolution;
+            let complaint_id = text(&row.complaint_id)?;
+            if id_too_long(complaint_id) {
+                return None;
+            }
             Body::ComplaintResolved {
-                complaint_id: text(&row.complaint_id)?.to_owned(),
+                complaint_id: complaint_id.to_owned(),
             }
         }
         _ => return None,
@@ -268,6 +310,7 @@ pub fn fast_row(
         line,
         currency,
         has_items,
+        bad_quantity: bad,
         card_quantities: quantities,
         body,
     })

@@ -58,10 +58,14 @@ impl Program {
     }
 
     pub fn points_for(&self, spend_minor: i64, tier: usize) -> Result<i64, String> {
-        let (numerator, denominator) = self.points_rate[tier];
-        let points =
-            (i128::from(spend_minor) * i128::from(numerator)).div_euclid(i128::from(denominator));
+        let points = self.points_for_wide(spend_minor, tier);
         i64::try_from(points).map_err(|_| format!("points {points} beyond 64 bits"))
+    }
+
+    /// Rules.points_for in 128 bits: a 64-bit spend times a 64-bit rate always fits.
+    pub fn points_for_wide(&self, spend_minor: i64, tier: usize) -> i128 {
+        let (numerator, denominator) = self.points_rate[tier];
+        (i128::from(spend_minor) * i128::from(numerator)).div_euclid(i128::from(denominator))
     }
 
     /// churn.next_level, by ranks.

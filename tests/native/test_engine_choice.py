@@ -4,6 +4,7 @@ native refuses what it cannot fold exactly rather than write something else."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from typer.testing import CliRunner
 from streams.cli import app
 from streams.tools import replay_native
 from streams.tools.replay import parse_as_of, replay
-from tests.core.factories import REPO, program
-from tests.native.engines import replay_with
+from tests.core.factories import REPO, program, program_with
+from tests.native.engines import assert_engines_agree, replay_with
 
 pytest.importorskip("loyalty_native")
 
@@ -46,27 +47,43 @@ def test_auto_takes_python_with_a_notice_when_the_extension_is_missing(
         replay(events, program(), AS_OF, tmp_path / "native.jsonl", engine="native")
 
 
-def test_a_number_beyond_64_bits_is_refused_natively_and_folded_by_python(
+def test_rules_beyond_64_bits_are_refused_natively_and_folded_by_python(
+    tmp_path: Path,
+) -> None:
+    # a file's numbers beyond an Avro long are row errors in both engines (the reader's,
+    # streams/core/limits.py): a number the native engine cannot hold now comes only from
+    # the rules
+    top = program().tiers[-1]
+    rules = program_with(tiers=(*program().tiers[:-1], replace(top, threshold_minor=2**70)))
+    events = write(tmp_path / "events.jsonl", ROWS)
+    with pytest.raises(replay_native.NativeUnsupportedError, match="tier_thresholds"):
+        replay(events, rules, AS_OF, tmp_path / "native.jsonl", engine="native")
+    notices: list[str] = []
+    summary = replay(events, rules, AS_OF, tmp_path / "auto.jsonl", notice=notices.append)
+    python = replay_with("python", events, rules, AS_OF, tmp_path / "python")
+    assert summary == python.summary
+    assert (tmp_path / "auto.jsonl").read_bytes() == python.states
+    assert len(notices) == 1 and "tier_thresholds" in notices[0]
+
+
+def test_a_number_beyond_64_bits_in_a_file_is_a_row_error_in_both_engines(
     tmp_path: Path,
 ) -> None:
     events = write(tmp_path / "events.jsonl", [*ROWS, {**ROWS[0], "event_id": "p2",
                                                         "total_minor": 2**70}])  # fmt: skip
-    with pytest.raises(replay_native.NativeUnsupportedError, match="beyond 64 bits"):
-        replay(events, program(), AS_OF, tmp_path / "native.jsonl", engine="native")
-    notices: list[str] = []
-    summary = replay(events, program(), AS_OF, tmp_path / "auto.jsonl", notice=notices.append)
-    python = replay_with("python", events, program(), AS_OF, tmp_path / "python")
-    assert summary == python.summary
-    assert (tmp_path / "auto.jsonl").read_bytes() == python.states
-    assert len(notices) == 1 and "beyond 64 bits" in notices[0]
+    native = assert_engines_agree(events, program(), AS_OF, tmp_path)
+    assert [problem.line for problem in native.summary.rejected_rows] == [3]
 
 
-def test_a_sum_beyond_64_bits_stops_the_native_fold(tmp_path: Path) -> None:
+def test_a_sum_beyond_64_bits_is_refused_alike(tmp_path: Path) -> None:
+    """Once an i64 overflow stopped the native fold; now the core's limit refuses the
+    purchase that would take the lifetime spend past 2**63 - 1, in both engines."""
     big = 2**62
     rows = [{**ROWS[0], "event_id": f"p{n}", "total_minor": big} for n in range(3)]
     events = write(tmp_path / "events.jsonl", rows)
-    with pytest.raises(replay_native.NativeUnsupportedError, match="overflow"):
-        replay(events, program(), AS_OF, tmp_path / "native.jsonl", engine="native")
+    native = assert_engines_agree(events, program(), AS_OF, tmp_path)
+    assert len(native.summary.violations) == 2
+    assert "lifetime spend past" in native.summary.violations[0].message
 
 
 @pytest.mark.parametrize("engine", ["native", "python", "auto"])
