@@ -8,8 +8,10 @@ writes the lines. What it leaves to Python, so that both engines read a file ali
   minor units and `...Z` times, every wrong row): `event_files.parse_row` reads it;
 - CSV files, read row by row by `event_files.read_event_file` (then folded natively);
 - the program, handed over as plain values (`program_values`).
-Input it cannot fold exactly (a number beyond 64 bits) raises `NativeUnsupportedError`: `--engine
-auto` then replays with the Python engine instead."""
+The core's limits (streams/core/limits.py) hold natively too, with the same reasons. Input it
+cannot fold exactly (a number beyond 64 bits, in the rules: a file's rows hold none since the
+reader refuses them) raises `NativeUnsupportedError`: `--engine auto` then replays with the
+Python engine instead."""
 
 from __future__ import annotations
 
