@@ -63,8 +63,8 @@ def prepare_topics(settings: Settings) -> None:
     # topics made before the inputs took the broker's timestamps, or by other tooling
     try:
         existing = topic_configs(settings.kafka, topics.inputs)
-    except KafkaException as error:  # no DescribeConfigs on them (see the README's ACLs)
-        log.info("input_topic_config_unknown", error=error.args[0].str())
+    except (KafkaException, TimeoutError) as error:  # no DescribeConfigs (README's ACLs), slow
+        log.info("input_topic_config_unknown", error=repr(error))
         return
     for name, config in existing.items():
         for key, wanted in INPUT_TOPIC_CONFIG.items():
