@@ -17,8 +17,8 @@ A write dropped at the hand-over is undone in the local store too. Faust writes 
 store (RocksDB, or memory) at once; left there, a dropped write outlives the rebalance when
 the partition stays with this worker: the record, read again, is skipped as applied, and its
 state never reaches the changelog, which the partition's next owner, `export` and `audit`
-read (CI's read-side test caught a customer's changelog 14 offsets behind, and its next owner
-then sent churn changes from that stale state)."""
+read. (Found while looking for why CI's read-side test once saw a customer's changelog 14
+offsets behind; that this was the path there is not proven.)"""
 
 from __future__ import annotations
 
