@@ -437,9 +437,15 @@ def keep_log(worker: WorkerProcess) -> Path:
     return kept
 
 
-def topics_of(prefix: str, partitions: int, bootstrap: str) -> TopicNames:
+def topics_of(
+    prefix: str, partitions: int, bootstrap: str, *, as_the_worker_makes_them: bool = False
+) -> TopicNames:
+    """Our topics under `prefix`; `as_the_worker_makes_them`: with its configs (the inputs
+    stamped with the broker's append time), else the broker's defaults (the records' own
+    timestamps, which copies of a log keep)."""
     topics = TopicNames(prefix)
-    ensure_topics(bootstrap, topics.all, partitions)
+    configs = topics.configs if as_the_worker_makes_them else None
+    ensure_topics(bootstrap, topics.all, partitions, configs=configs)
     return topics
 
 

@@ -25,7 +25,7 @@ from streams.settings import Settings
 from streams.tools.replay import state_line
 from streams.tools.topic_census import RecordDecoder, read_topic
 from streams.worker.envelope import EnvelopeError, StoredCustomer
-from streams.worker.loop import WorkerLoop
+from streams.worker.loop import DictTable, WorkerLoop
 from streams.worker.ordering import Source
 from streams.worker.processor import InputRecord, Outbound, Processor
 
@@ -40,7 +40,7 @@ def _no_progress(_label: str, _total: int | None) -> Iterator[Progress]:
 
 @dataclass
 class Reference:
-    table: dict[bytes, bytes] = field(default_factory=dict)
+    table: DictTable = field(default_factory=DictTable)
     outputs: list[Outbound] = field(default_factory=list)
 
     def output_ids(self, topic: str | None = None) -> Counter[str]:
@@ -114,7 +114,8 @@ def reference_fold(
         seen_partitions = set()
         for record in records:
             seen_partitions.add(record.partition)
-            await loop.on_record(record, lambda: None)
+            await loop.on_record(record, lambda: None, more_coming=True)  # batches, as live
+        await loop.flush()
         at_end = True
         for partition in sorted(seen_partitions):
             await loop.on_tick(partition, 0)  # drains what waited for the log's end

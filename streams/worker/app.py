@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,27 @@ def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
 
-def prepare_topics(settings: Settings) -> None:
+# How long a record waits, by default, for the other input topic's view of its end to be
+# recent enough (see `WorkerLoop._caught_up`). With the broker's append time on the records,
+# a record is in a fetch's view of its partition's end a moment after that time: the wait
+# covers the clocks of broker and worker disagreeing and the high watermark's lag behind an
+# append (replication), milliseconds in a healthy cluster. With the POS's own time it must
+# cover a record's whole way from the till to the broker (a producer's linger and retries).
+MERGE_DELAY_BROKER_TIME_S = 0.05
+MERGE_DELAY_PRODUCER_TIME_S = 2.0
+
+
+def merge_delay_s(settings: Settings, broker_time: bool) -> float:
+    """The configured merge delay, or the default for how the inputs are timestamped."""
+    if settings.merge_delay_seconds is not None:
+        return settings.merge_delay_seconds
+    return MERGE_DELAY_BROKER_TIME_S if broker_time else MERGE_DELAY_PRODUCER_TIME_S
+
+
+def prepare_topics(settings: Settings) -> bool:
     """Our topics and the tick topic exist with the configured partition count (the
-    changelog is Faust's to create)."""
+    changelog is Faust's to create). Returns whether the input topics are known to carry the
+    broker's append time (False when their configs could not be read)."""
     topics = TopicNames(settings.topic_prefix)
     ensure_topics(
         settings.kafka,
@@ -65,13 +84,16 @@ def prepare_topics(settings: Settings) -> None:
         existing = topic_configs(settings.kafka, topics.inputs)
     except (KafkaException, TimeoutError) as error:  # no DescribeConfigs (README's ACLs), slow
         log.info("input_topic_config_unknown", error=repr(error))
-        return
+        return False
+    as_wanted = True
     for name, config in existing.items():
         for key, wanted in INPUT_TOPIC_CONFIG.items():
             if config.get(key) != wanted:
+                as_wanted = False
                 log.warning("input_topic_config", topic=name, key=key, value=config.get(key),
                             wanted=wanted, why="records a producer held back (a broker "
                             "outage) can be applied out of the order a replay gives")  # fmt: skip
+    return as_wanted and set(existing) == set(topics.inputs)
 
 
 def api_token(settings: Settings) -> str | None:
@@ -105,7 +127,9 @@ def store_options(settings: Settings) -> dict[str, int]:
     }
 
 
-def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
+def build_app(settings: Settings, *, broker_time: bool = False) -> tuple[faust.App, WorkerLoop]:
+    """The app and its loop; `broker_time`: the input topics are known to carry the broker's
+    append time (what `prepare_topics` found), which shortens the default merge delay."""
     program = load_program(settings.rules)
     codec = make_codec(settings)
     codec.prepare()
@@ -155,6 +179,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         value_type=bytes,
         options=store_options(settings),
     )
+    table.source_topic = topics.purchases
     app.tables.add(table)
     inputs = app.topic(topics.purchases, topics.feedback, ticks, key_serializer="raw",
                        value_serializer="raw")  # fmt: skip
@@ -215,6 +240,17 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         start = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         return bool(highwater == 0 or (start is not None and start >= highwater))
 
+    def assigned() -> AbstractSet[tuple[str, int]]:
+        """The consumer's assignment, as aiokafka holds it (read-only): its TopicPartitions
+        equal Faust's TPs, both (topic, partition) tuples. Faust's `assignment()` builds a
+        new set of new TPs on every call: asked once a record, that was 4 % of the worker's
+        time in a profile."""
+        try:
+            client = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+            return client.assignment()  # type: ignore[no-any-return]
+        except ConsumerNotStarted:
+            return frozenset()
+
     fence = RebalanceFence(app)
     app.sensors.add(fence)
 
@@ -226,7 +262,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         apply the record again, outputs and all, if the partition stays."""
         if not exactly_once and fence.closed():
             return False
-        return TP(topics.purchases, partition) in app.consumer.assignment()
+        return TP(topics.purchases, partition) in assigned()
 
     metrics_observer: list[WorkerMetrics] = []  # set once the metrics exist (they read the loop)
 
@@ -241,10 +277,10 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         caught_up,
         grace_ms=int(settings.late_grace_seconds * 1000),
         live_clock=settings.clock == "live",
-        merge_delay_ms=int(settings.merge_delay_seconds * 1000),
+        merge_delay_ms=int(merge_delay_s(settings, broker_time) * 1000),
         owns=owns,
         observe_latency=observe_latency,
-        hand_over=lambda _partition: table.hand_over(owns),
+        hand_over=lambda: table.hand_over(owns),
     )
     metrics = WorkerMetrics(loop, worker_facts(app, loop, source_of))
     metrics_observer.append(metrics)
@@ -265,24 +301,33 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
             raise
 
     async def _process(stream: Any) -> None:
+        # records Faust has fetched and not yet handed to the agent: while there are some,
+        # what the loop applies waits for a later flush (a batch: one wait for Kafka for many
+        # records, not one each); once there are none, it waits for nothing more
+        ready = stream.channel.queue
         async for event in stream.noack().events():
-            message = event.message
-            if message.tp not in app.consumer.assignment():
-                continue  # fetched before a rebalance took the partition away: not ours now
-            if message.topic == ticks:
-                await loop.on_tick(message.partition, int.from_bytes(message.value, "big"))
-                event.ack()
-                continue
-            record = InputRecord(
-                source_of[message.topic],
-                message.topic,
-                message.partition,
-                message.offset,
-                int(message.timestamp * 1000),
-                message.key,
-                message.value,
-            )
-            await loop.on_record(record, event.ack)
+            await _handle(event)
+            if ready.empty():
+                await loop.flush()
+
+    async def _handle(event: Any) -> None:
+        message = event.message
+        if message.tp not in assigned():
+            return  # fetched before a rebalance took the partition away: not ours now
+        if message.topic == ticks:
+            await loop.on_tick(message.partition, int.from_bytes(message.value, "big"))
+            event.ack()
+            return
+        record = InputRecord(
+            source_of[message.topic],
+            message.topic,
+            message.partition,
+            message.offset,
+            int(message.timestamp * 1000),
+            message.key,
+            message.value,
+        )
+        await loop.on_record(record, event.ack, more_coming=True)
 
     tick_topic = app.topic(ticks, key_serializer="raw", value_serializer="raw")
 

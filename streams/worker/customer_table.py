@@ -22,12 +22,15 @@ offsets behind; that this was the path there is not proven.)"""
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import faust
-from faust.types import FutureMessage
+import faust.streams
+from faust.types import EventT, FutureMessage
 from faust.types.codecs import CodecArg
 
 from streams.worker.kafka_transport import TRANSACTION_GONE
@@ -38,6 +41,24 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         super().__post_init__()
         # each write kept, with the key's value in the local store before it (None: absent)
         self.unsent: deque[tuple[FutureMessage, bytes, bytes | None]] = deque()
+        # the input topic whose partitions the table's follow (set by the app); its name is
+        # what Faust checks the changelog's partition count against
+        self.source_topic = ""
+        self._writers: dict[int, _PartitionWriter] = {}
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        """Stores a customer of input partition `partition`. Faust picks a write's changelog
+        partition, and RocksDB the partition's database, from the event being processed; the
+        worker writes a batch of several partitions' customers after its records, so it says
+        which partition each write is for, as the event of that partition would."""
+        writer = self._writers.get(partition)
+        if writer is None:
+            writer = self._writers[partition] = _PartitionWriter(self.source_topic, partition)
+        token = faust.streams._current_event.set(weakref.ref(cast("EventT[Any]", writer)))
+        try:
+            self[key] = value
+        finally:
+            faust.streams._current_event.reset(token)
 
     def send_changelog(
         self,
@@ -63,27 +84,38 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         self.unsent.append((fut, key, self.data.get(key)))
         return fut
 
-    async def hand_over(self, still_owned: Callable[[int], bool]) -> bool:
+    async def hand_over(self, still_owned: Callable[[int], bool]) -> set[int]:
         """Gives every kept write to the producer, in order (without waiting for Kafka's
-        acknowledgement). A write for a partition no longer owned is dropped, and then the
-        answer is False: its record must not be acked, so that the partition's next owner
-        applies it again (a write arriving behind that owner's recovery would later win over
-        its newer states). A dropped write is undone in the local store."""
+        acknowledgement). A write for a partition no longer owned is dropped, and the
+        partition is in the answer: its records must not be acked, so that the partition's
+        next owner applies them again (a write arriving behind that owner's recovery would
+        later win over its newer states). A dropped write is undone in the local store."""
         dropped: list[tuple[bytes, bytes | None]] = []
+        lost: set[int] = set()
         while self.unsent:
             fut, key, before = self.unsent.popleft()
             partition = fut.message.partition
-            if partition is None or not still_owned(partition):
+            if partition is None or partition in lost or not still_owned(partition):
                 dropped.append((key, before))
+                lost.add(-1 if partition is None else partition)
                 continue
             try:
                 await fut.message.channel.publish_message(fut, wait=False)
             except TRANSACTION_GONE:  # exactly_once: the partition's next owner fenced us
                 dropped.append((key, before))
+                lost.add(partition)
         # newest first, so that a key written twice ends at its value before the first write
         for key, before in reversed(dropped):
             if before is None:
                 self.data.pop(key, None)
             else:
                 self.data[key] = before  # the store alone: no changelog write
-        return not dropped
+        return lost
+
+
+class _PartitionWriter:
+    """What Faust's table and RocksDB store read of the event being processed when a key is
+    set: its message's topic and partition."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition)

@@ -69,7 +69,7 @@ class StoredCustomer:
 
     @property
     def state(self) -> CustomerState:
-        return state_from_bytes(self.state_bytes)
+        return _recent_states.decode(self.state_bytes)
 
     def applied(self, source: int, offset: int) -> bool:
         """Whether the record at `offset` of `source` was applied to this state already."""
@@ -120,4 +120,37 @@ def stored(
     next_due_ms: int | None,
     clock_ms: int = 0,
 ) -> StoredCustomer:
-    return StoredCustomer(partition, next_offsets, next_due_ms, state_to_bytes(state), clock_ms)
+    state_bytes = state_to_bytes(state)
+    _recent_states.remember(state_bytes, state)
+    return StoredCustomer(partition, next_offsets, next_due_ms, state_bytes, clock_ms)
+
+
+class RecentStates:
+    """The states encoded or decoded lately, by their bytes: the worker reads a customer back
+    as it wrote them, and decoding was the largest part of its own time per record in a
+    profile (states are immutable: sharing one is safe). Two generations of at most
+    `capacity` each: when the young one is full it becomes the old one, and what was old is
+    forgotten (constant time, unlike evicting from the front of a dict one at a time)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._young: dict[bytes, CustomerState] = {}
+        self._old: dict[bytes, CustomerState] = {}
+
+    def decode(self, state_bytes: bytes) -> CustomerState:
+        state = self._young.get(state_bytes)
+        if state is None:
+            state = self._old.get(state_bytes)
+            if state is None:
+                state = state_from_bytes(state_bytes)
+            self.remember(state_bytes, state)
+        return state
+
+    def remember(self, state_bytes: bytes, state: CustomerState) -> None:
+        if len(self._young) >= self.capacity:
+            self._old, self._young = self._young, {}
+        self._young[state_bytes] = state
+
+
+# about 20 MB of states at most: what the last seconds of a busy worker's records touched
+_recent_states = RecentStates(10_000)

@@ -2,12 +2,18 @@
 event-time merge, the processor, the table, sends, acks and time-driven work. The Faust agent
 hands it records and ticks; tests hand it the same through fakes.
 
-Order of effects, per record: outputs (and dead letters) are sent and acknowledged by Kafka
-first, then the customer's new state is written to the table (whose changelog Faust flushes
-before it commits offsets), then the input record is acked. A crash anywhere in between leaves
-the record unapplied or applied, never half: if the state write is lost the record is read
-again, applied again and its outputs sent again with the same ids; if it is not lost the
-record's offset is behind the customer's mark and is skipped."""
+Records are applied in batches. Applying a record only stages its outcome: its outputs, and
+its customer's new state, which the next record of that customer reads. A flush then commits
+what is staged, in an order that keeps every record applied once or not at all: every output
+(and dead letter) of the batch is sent and acknowledged by Kafka first, then the customers'
+new states are written to the table (whose changelog writes reach the producer before any
+record is acked), then the batch's records are acked in order. A crash anywhere in between
+leaves each record unapplied or applied, never half: if a state write is lost the record is
+read again, applied again and its outputs sent again with the same ids; if it is not lost the
+record's offset is behind the customer's mark and is skipped. Awaiting Kafka once per batch,
+not once per record, is what lets one worker keep up (issue #7: one round trip per record
+capped it near 100 records a second). The agent flushes whenever Faust has no further record
+ready, so a lone record waits for nothing but its own round trip."""
 
 from __future__ import annotations
 
@@ -33,13 +39,21 @@ from streams.worker.processor import Checked, InputRecord, Outbound, Outcome, Pr
 
 
 class StateTable(Protocol):
-    """The part of a Faust table (or a dict, in tests) the loop uses."""
+    """The part of the customer table (or a `DictTable`, in tests) the loop uses."""
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        """Stores a customer of an input partition (whose changelog partition it goes to)."""
 
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class DictTable(dict[bytes, bytes]):
+    """A table in memory: the reference fold's and the tests'."""
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self[key] = value
 
 
 # produce and wait until acknowledged; the input partition the records come from
@@ -59,14 +73,14 @@ class PartitionLostError(Exception):
     (under exactly_once: its transaction was fenced by the partition's next owner)."""
 
 
-# Awaited after a state write of a partition, before the record is acked: the table's
-# changelog writes are with the producer when it returns True; False, the partition was
-# taken away first and the writes dropped (see `customer_table`)
-HandOver = Callable[[int], Awaitable[bool]]
+# Awaited after a batch's state writes, before its records are acked: the table's changelog
+# writes are with the producer when it returns; it returns the partitions whose writes it
+# dropped instead, taken away first (see `customer_table`)
+HandOver = Callable[[], Awaitable[set[int]]]
 
 
-async def _nothing_to_hand_over(_partition: int) -> bool:
-    return True
+async def _nothing_to_hand_over() -> set[int]:
+    return set()
 
 
 # Called once per input record done: seconds since it reached the worker, and seconds since
@@ -75,6 +89,10 @@ ObserveLatency = Callable[[float, float | None], None]
 
 MAX_STORE_LABELS = 50  # label values per metric stay bounded whatever the store count
 INDEX_YIELD_EVERY = 2000  # customers scanned between yields to the event loop
+# Outcomes staged before a flush, whatever is still to come: bounds what a crash makes the
+# partition's next owner apply again, and the memory a clock jump's due work takes (a jump
+# of a year makes every customer of the partition due at once)
+MAX_BATCH = 1000
 
 
 @dataclass
@@ -105,6 +123,17 @@ class LoopCounters:
         return "other"
 
 
+@dataclass(slots=True)
+class _Staged:
+    """An outcome applied but not committed: a record's (with its ack), or due work's."""
+
+    outcome: Outcome
+    key: bytes | None
+    checked: Checked | None = None
+    ack: Ack | None = None
+    received_s: float = 0.0  # when the record reached the worker (wall seconds)
+
+
 @dataclass
 class _Partition:
     # per record: the record checked, its ack, and when it reached the worker (wall seconds)
@@ -112,6 +141,15 @@ class _Partition:
     clock_ms: int = 0  # the latest event time applied here (or the wall clock, when live)
     last_seen: dict[Source, int] = field(default_factory=dict)
     waiting_since: float | None = None  # wall time since the merge last released a record
+    staged: list[_Staged] = field(default_factory=list)  # in the order applied
+    # the staged states in the order applied, each written, none merged: a crash part way
+    # through a batch's writes must leave the changelog holding the states of a run of
+    # records from the batch's first on, so that no record not yet applied is older than
+    # the partition clock the next owner restores (its time-driven work would run ahead of
+    # that record: a churn warning its purchase prevents, say)
+    writes: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # each customer's newest staged state: what the next record of theirs is applied to
+    unwritten: dict[bytes, bytes] = field(default_factory=dict)
 
 
 class WorkerLoop:
@@ -162,7 +200,9 @@ class WorkerLoop:
 
     # ---- input ---------------------------------------------------------------------------------
 
-    async def on_record(self, record: InputRecord, ack: Ack) -> None:
+    async def on_record(self, record: InputRecord, ack: Ack, *, more_coming: bool = False) -> None:
+        """One record read. `more_coming`: the caller has another record ready at once, so
+        what this one releases may wait for the flush after that one (a batch)."""
         partition = await self._partition(record.partition)
         if partition is None:
             return  # revoked meanwhile: its next owner reads the record
@@ -181,6 +221,8 @@ class WorkerLoop:
         partition.merge.push(Pending(record.timestamp_ms, record.source, record.offset,
                                      (checked, ack, self.wall_clock())))  # fmt: skip
         await self._drain(record.partition)
+        if not more_coming:
+            await self.flush()
 
     async def on_tick(self, partition_number: int, wall_ms: int) -> None:
         """A wall-clock tick for a partition: releases records held for a silent source
@@ -190,9 +232,14 @@ class WorkerLoop:
         if partition is None:
             return
         await self._drain(partition_number)
-        if self.live_clock and partition.merge.buffered() == 0:
+        if (
+            self.live_clock
+            and self._partitions.get(partition_number) is partition
+            and partition.merge.buffered() == 0
+        ):
             partition.clock_ms = max(partition.clock_ms, wall_ms)
             await self._run_due(partition_number)
+        await self.flush()
 
     async def _drain(self, partition_number: int) -> None:
         partition = self._partitions[partition_number]
@@ -203,14 +250,12 @@ class WorkerLoop:
             # the clock this record moves the partition to is stored with its write
             event_ms = self.processor.event_time_ms(checked)
             clock_ms = partition.clock_ms if event_ms is None else max(partition.clock_ms, event_ms)
-            if not await self._apply(checked, received_s, clock_ms):
-                self.revoke([partition_number])  # taken away meanwhile: the next owner redoes it
-                return
-            if self._partitions.get(partition_number) is not partition:
-                return  # revoked while we awaited Kafka: nothing more here is ours to ack
-            ack()
+            self._stage_record(partition, checked, ack, received_s, clock_ms)
             partition.clock_ms = clock_ms
             await self._run_due(partition_number)
+            await self._flush_if_full()
+            if self._partitions.get(partition_number) is not partition:
+                return  # lost in a flush: the next owner redoes what was not acked
         # how long the merge has been stuck: since its last release, not since it was last
         # empty (under a steady backlog it never is, and after `max_idle_s` every record would
         # go ahead unordered: the join/leave test applied 481 records out of order that way)
@@ -242,16 +287,101 @@ class WorkerLoop:
             return True
         return False
 
-    # ---- applying ------------------------------------------------------------------------------
+    # ---- applying: staged first, committed by `flush` -------------------------------------------
 
-    async def _apply(self, checked: Checked, received_s: float, clock_ms: int) -> bool:
-        """Applies one record; False if its partition was taken away before it was done."""
+    def _stage_record(
+        self, partition: _Partition, checked: Checked, ack: Ack, received_s: float, clock_ms: int
+    ) -> None:
         event = checked.event
         key = None if event is None else event.customer_id.encode()
-        current = None if key is None else self.table.get(key)
+        current = None if key is None else self._current(partition, key)
         outcome = self.processor.apply(checked, current, datetime.now(UTC), clock_ms)
-        if not await self._commit(outcome, key, checked.record.partition):
-            return False
+        self._stage(partition, _Staged(outcome, key, checked, ack, received_s))
+
+    def _stage(self, partition: _Partition, staged: _Staged) -> None:
+        partition.staged.append(staged)
+        outcome, key = staged.outcome, staged.key
+        if outcome.write is None or key is None:
+            return
+        value = outcome.write.to_bytes()
+        partition.writes.append((key, value))
+        partition.unwritten[key] = value
+        self.due.set(outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms)
+        if outcome.after is not None:
+            self._count_change(outcome.write.partition, outcome.before, outcome.after)
+
+    def _current(self, partition: _Partition, key: bytes) -> bytes | None:
+        """The customer as the next record of theirs must see them: staged, or stored."""
+        staged = partition.unwritten.get(key)
+        return staged if staged is not None else self.table.get(key)
+
+    def _staged_count(self) -> int:
+        return sum(len(p.staged) for p in self._partitions.values())
+
+    async def _flush_if_full(self) -> None:
+        if self._staged_count() >= MAX_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commits everything staged: outputs sent and acknowledged, then the new states
+        written and handed to the producer, then the records acked. A partition taken away
+        meanwhile (its transaction fenced, or no longer assigned) has nothing written and
+        nothing acked, and is given up: its next owner applies its records again."""
+        batch = {n: p for n, p in self._partitions.items() if p.staged}
+        if not batch:
+            return
+        async with self.commit_gate:
+            lost = await self._send_all(batch)
+            for number, partition in batch.items():
+                if number in lost or self._partitions.get(number) is not partition:
+                    lost.add(number)
+                elif not self.owns(number):
+                    lost.add(number)  # no longer assigned (the consumer says): nothing written
+                else:
+                    for key, value in partition.writes:
+                        self.table.put(number, key, value)
+            lost |= await self.hand_over() & set(batch)
+        for number, partition in batch.items():
+            staged, partition.staged = partition.staged, []
+            partition.writes, partition.unwritten = [], {}
+            if number in lost:
+                continue
+            if self._partitions.get(number) is not partition:
+                continue  # revoked while we awaited Kafka: nothing more here is ours to ack
+            for item in staged:
+                self._done(item)
+        if lost:
+            self.revoke(lost)
+
+    async def _send_all(self, batch: dict[int, _Partition]) -> set[int]:
+        """Sends the batch's outputs, each partition's into its own transaction (under
+        exactly_once), and waits for all of them; returns the partitions found lost."""
+        outbound = {
+            number: [sent for item in partition.staged for sent in item.outcome.send]
+            for number, partition in batch.items()
+        }
+        numbers = [number for number, sends in outbound.items() if sends]
+        results = await asyncio.gather(
+            *(self.send(outbound[number], number) for number in numbers), return_exceptions=True
+        )
+        lost = set()
+        for number, result in zip(numbers, results, strict=True):
+            if isinstance(result, PartitionLostError):
+                log.info("partition_lost", partition=number, reason=str(result))
+                lost.add(number)
+            elif isinstance(result, BaseException):
+                raise result
+        return lost
+
+    def _done(self, item: _Staged) -> None:
+        """A committed outcome: counted, logged, and its record acked."""
+        outcome = item.outcome
+        self._count_sent(outcome)
+        checked = item.checked
+        if checked is None:
+            self.counters.due_runs += 1
+            return
+        event = checked.event
         topic = checked.record.source.name.lower()
         if outcome.duplicate:
             self.counters.duplicates[topic] += 1
@@ -273,36 +403,11 @@ class WorkerLoop:
             if isinstance(event, NpsResponse):
                 answer = nps_class(event.score, self.processor.program) or "unknown"
                 self.counters.nps_responses[self.counters.store_label(event.store_id), answer] += 1
+        if item.ack is not None:
+            item.ack()
         done_s = self.wall_clock()
         event_lag_s = None if event is None else done_s - to_ms(event.occurred_at) / 1000
-        self.observe_latency(done_s - received_s, event_lag_s)
-        return True
-
-    async def _commit(self, outcome: Outcome, key: bytes | None, partition: int) -> bool:
-        """Sends, then writes the state: unless the partition was taken away while the sends
-        were acknowledged. A write after that would reach the changelog behind the next
-        owner's writes and, compacted, win over them (a rebalance test lost 1,366 outputs to
-        exactly that). Returns whether the outcome was committed."""
-        async with self.commit_gate:
-            if outcome.send:
-                try:
-                    await self.send(outcome.send, partition)  # acknowledged before the state
-                except PartitionLostError as lost:
-                    log.info("partition_lost", partition=partition, reason=str(lost))
-                    return False  # nothing written, nothing acked: the next owner redoes it
-                self._count_sent(outcome)
-            if partition not in self._partitions or not self.owns(partition):
-                return False  # revoked (Faust told us) or no longer assigned (the consumer says)
-            if outcome.write is not None and key is not None:
-                self.table[key] = outcome.write.to_bytes()
-                self.due.set(
-                    outcome.write.partition, outcome.customer_id or "", outcome.next_due_ms
-                )
-                if outcome.after is not None:
-                    self._count_change(partition, outcome.before, outcome.after)
-                if not await self.hand_over(partition):
-                    return False  # not acked: the partition's next owner applies it again
-        return True
+        self.observe_latency(done_s - item.received_s, event_lag_s)
 
     def _count_sent(self, outcome: Outcome) -> None:
         counters = self.counters
@@ -330,19 +435,16 @@ class WorkerLoop:
         if partition is None:
             return
         up_to_ms = partition.clock_ms - self.grace_ms
-        due_customers = list(self.due.pop_due(partition_number, up_to_ms))
-        for customer_id in due_customers:
+        for customer_id in list(self.due.pop_due(partition_number, up_to_ms)):
             key = customer_id.encode()
-            current = self.table.get(key)
+            current = self._current(partition, key)
             if current is None:
                 continue
             outcome = self.processor.advance(current, from_ms(up_to_ms), partition.clock_ms)
-            if not await self._commit(outcome, key, partition_number):
-                self.revoke([partition_number])
-                return
-            self.counters.due_runs += 1
+            self._stage(partition, _Staged(outcome, key))
+            await self._flush_if_full()
             if self._partitions.get(partition_number) is not partition:
-                return
+                return  # lost in the flush
 
     # ---- ownership -----------------------------------------------------------------------------
 

@@ -4,9 +4,12 @@ and drops those of partitions it no longer owns (see `customer_table`)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import weakref
+from types import SimpleNamespace
+from typing import Any, cast
 
 import faust
+import faust.streams
 
 from streams.worker.customer_table import CustomerTable
 
@@ -34,10 +37,10 @@ async def changelog_writes_wait_for_the_hand_over_and_skip_partitions_given_up()
         assert fut.message.channel is topic and fut.message.partition == partition
     assert published == []  # nothing leaves before the hand-over
 
-    assert not await table.hand_over(lambda partition: partition != 1)  # must not be acked
+    assert await table.hand_over(lambda partition: partition != 1) == {1}  # not to be acked
     assert not table.unsent
     table.send_changelog(3, b"e", b"E")
-    assert await table.hand_over(lambda partition: True)  # all went: the record is done
+    assert await table.hand_over(lambda partition: True) == set()  # all went: records done
     assert [(key, partition) for key, _, partition in published] == [
         (b"a", 0),
         (b"c", 0),
@@ -75,8 +78,36 @@ async def a_dropped_write_is_undone_in_the_local_store() -> None:
     write(1, b"old", b"v2")
     write(1, b"old", b"v3")  # written twice before the hand-over: back to before the first
     write(1, b"new", b"v1")
-    assert not await table.hand_over(lambda partition: partition != 1)
+    assert await table.hand_over(lambda partition: partition != 1) == {1}
     assert dict(table.data.items()) == {b"kept": b"v2", b"old": b"v1"}
     write(1, b"new", b"v1")
-    assert await table.hand_over(lambda partition: True)
+    assert await table.hand_over(lambda partition: True) == set()
     assert table.data[b"new"] == b"v1"
+
+
+def test_a_put_goes_to_the_partition_it_names_whatever_event_is_at_hand() -> None:
+    asyncio.run(a_put_goes_to_the_partition_it_names_whatever_event_is_at_hand())
+
+
+async def a_put_goes_to_the_partition_it_names_whatever_event_is_at_hand() -> None:
+    """The worker writes a batch's states after its records, several partitions' at once:
+    each write must reach its own partition's changelog, not that of the event Faust last
+    handed to the agent (which it would take by default)."""
+    app = faust.App("customer-table-put-test", store="memory://")
+    table = CustomerTable(app, name="customers", beacon=app.tables.beacon, partitions=4,
+                          key_type=bytes, value_type=bytes)  # fmt: skip
+    app.tables.add(table)
+    table.source_topic = "purchases"
+    class EventAtHand:  # what Faust's table reads of an event (weakly referenced)
+        message = SimpleNamespace(topic="purchases", partition=1)
+
+    at_hand = EventAtHand()
+    token = faust.streams._current_event.set(weakref.ref(cast(Any, at_hand)))
+    try:
+        table.put(3, b"a", b"A")
+        table.put(0, b"b", b"B")
+        assert cast(Any, faust.streams.current_event()) is at_hand  # left as it was
+    finally:
+        faust.streams._current_event.reset(token)
+    assert [(fut.message.partition, key) for fut, key, _ in table.unsent] == [(3, b"a"), (0, b"b")]
+    assert table.data[b"a"] == b"A" and table.data[b"b"] == b"B"

@@ -25,7 +25,7 @@ from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.replay import parse_as_of, state_line
 from streams.tools.simulate import SimulationConfig
-from streams.worker.envelope import FORMAT, EnvelopeError, StoredCustomer
+from streams.worker.envelope import FORMAT, EnvelopeError, RecentStates, StoredCustomer
 from streams.worker.processor import Processor
 from tests.worker.simulated import simulated_log
 
@@ -176,3 +176,15 @@ def write_fixtures() -> None:  # pragma: no cover - run by hand when a format is
 if __name__ == "__main__":  # pragma: no cover
     write_fixtures()
     print(f"wrote fixtures for {sys.argv[1:] or 'the current format'} in {FIXTURES}")
+
+
+def test_recent_states_give_back_what_was_stored_and_forget_beyond_two_generations() -> None:
+    recent = RecentStates(capacity=2)
+    states = [CustomerState(f"c-{n}", points=n) for n in range(5)]
+    encoded = [state_to_bytes(state) for state in states]
+    for data, state in zip(encoded, states, strict=True):
+        recent.remember(data, state)
+    assert len(recent._young) + len(recent._old) <= 4  # bounded
+    assert recent.decode(encoded[4]) is states[4]  # the very object: not decoded again
+    assert encoded[0] not in recent._young and encoded[0] not in recent._old  # forgotten
+    assert recent.decode(encoded[0]) == states[0]  # decoded again, equal
