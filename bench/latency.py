@@ -5,9 +5,10 @@ read off an output topic by a consumer (downstream's view).
 The events are the first ones of the benchmark's log (in the order they were published, raw
 bytes as they are there), published again at `offered_eps` to fresh topics made as the
 worker makes them: the broker stamps each record with its append time, which the worker's
-merge orders the two inputs by (and which lets its shipped merge delay be short). A consumer thread reads the output topics meanwhile; an output is matched to its
-input by `caused_by`, the causing event's id (outputs that time alone caused, `due:...`, are
-not). Each input's latency is its first output's arrival; inputs that cause no output (most)
+merge orders the two inputs by (and which lets its shipped merge delay be short). A
+consumer thread reads the output topics meanwhile; an output is matched to its input by
+`caused_by`, the causing event's id (outputs that time alone caused, `due:...`, are not).
+Each input's latency is its first output's arrival; inputs that cause no output (most)
 are not in the figures. The output record's own timestamp (set by the worker's producer)
 splits the figure into the worker's part and the delivery to the consumer."""
 

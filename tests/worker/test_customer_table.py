@@ -98,6 +98,7 @@ async def a_put_goes_to_the_partition_it_names_whatever_event_is_at_hand() -> No
                           key_type=bytes, value_type=bytes)  # fmt: skip
     app.tables.add(table)
     table.source_topic = "purchases"
+
     class EventAtHand:  # what Faust's table reads of an event (weakly referenced)
         message = SimpleNamespace(topic="purchases", partition=1)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from faust.stores.rocksdb import RocksDBOptions
 
 from streams.settings import Settings
 from streams.worker.app import build_app, store_options
+from streams.worker.kafka_transport import FETCH_MAX_WAIT_MS
 
 
 def test_the_store_options_follow_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,3 +29,16 @@ def test_the_worker_s_table_is_built_with_them(tmp_path: Path) -> None:
     table = app.tables["customers"]
     assert table.options == store_options(settings)
     assert store_options(Settings())["write_buffer_size"] < 64 * 2**20  # below Faust's
+
+
+def test_the_worker_s_consumer_fetches_quiet_partitions_often(tmp_path: Path) -> None:
+    """The merge waits for a fresh view of a quiet input's end: the broker must not hold a
+    fetch of quiet partitions for Faust's 1.5 s."""
+
+    async def fetch_wait_ms() -> int:
+        app, _loop = build_app(Settings(data_dir=tmp_path))
+        thread = app.consumer._thread  # type: ignore[attr-defined]
+        consumer = thread._create_worker_consumer(app.transport)
+        return int(consumer._fetch_max_wait_ms)
+
+    assert asyncio.run(fetch_wait_ms()) == FETCH_MAX_WAIT_MS <= 100
