@@ -159,11 +159,15 @@ class SteadyTraffic(threading.Thread):
         self.failed = 0
 
     def run(self) -> None:
-        started = time.monotonic()
+        started: float | None = None
         with EventPublisher(self.bootstrap, self.topics, self.codec) as publisher:
             for schema_name, record in simulate(self.config):
                 if self.stopped.is_set():
                     break
+                # from the first event: the simulation first passes over its events to find
+                # the pace its window holds them at (half a minute for the hour's), and the
+                # traffic must not then catch up on that half minute in a burst
+                started = time.monotonic() if started is None else started
                 publisher.write(schema_name, record)
                 self.published += 1
                 ahead = self.published / self.rate - (time.monotonic() - started)

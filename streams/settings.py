@@ -27,6 +27,9 @@ from streams.paths import xdg_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = REPO_ROOT / "loyalty-program.toml"
+# A day: far more than any POS clock drifts or a store's outbox holds events back with a
+# clock set right, far less than a clock set to the wrong year or century.
+DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS = 86_400.0
 
 
 class Settings(BaseSettings):
@@ -114,6 +117,17 @@ class Settings(BaseSettings):
         "0.05 when the input topics carry the broker's append time (checked at start), "
         "else 2 (a POS clock's time must cover its records' way to the broker)",
     )
+    # An event dated after its record reached the broker comes from a POS whose clock is wrong:
+    # applied, it moves its partition's clock, and the due work after it, that far ahead (a
+    # POS at the year 2400 expired every customer's points). The broker's receive time is in
+    # the log (the input topics' LogAppendTime), so a replay of the log refuses the same events.
+    max_event_time_ahead_seconds: float = Field(
+        default=DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS,
+        ge=0,
+        allow_inf_nan=False,
+        description="how far an event's occurred_at may be ahead of the time the broker "
+        "received its record before the worker dead-letters it (EVENT_TIME_AHEAD); 0: no limit",
+    )
     log_key: SecretStr | None = Field(
         default=None,
         description="key of the HMAC-SHA256 that pseudonymises customer ids in the worker's "
@@ -162,6 +176,12 @@ class Settings(BaseSettings):
             key_file=self.kafka_ssl_key_file,
             key_password=self.kafka_ssl_key_password,
         )
+
+    @property
+    def max_event_time_ahead_ms(self) -> int | None:
+        """The limit as the worker's processor takes it: None for no limit."""
+        seconds = self.max_event_time_ahead_seconds
+        return None if seconds == 0 else round(seconds * 1000)
 
     @property
     def kafka(self) -> KafkaConnection:

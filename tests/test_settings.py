@@ -34,3 +34,18 @@ def test_bad_values_are_rejected_with_the_field_name(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("LOYALTY_PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
         Settings.load()
+
+
+def test_the_limit_on_event_times_ahead_of_receipt_is_a_day_and_zero_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LOYALTY_MAX_EVENT_TIME_AHEAD_SECONDS", raising=False)
+    assert Settings.load().max_event_time_ahead_ms == 86_400_000
+    monkeypatch.setenv("LOYALTY_MAX_EVENT_TIME_AHEAD_SECONDS", "90.5")
+    assert Settings.load().max_event_time_ahead_ms == 90_500
+    monkeypatch.setenv("LOYALTY_MAX_EVENT_TIME_AHEAD_SECONDS", "0")
+    assert Settings.load().max_event_time_ahead_ms is None
+    for wrong in ("-1", "inf"):
+        monkeypatch.setenv("LOYALTY_MAX_EVENT_TIME_AHEAD_SECONDS", wrong)
+        with pytest.raises(ValueError, match="max_event_time_ahead_seconds"):
+            Settings.load()

@@ -17,7 +17,12 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     duration: Annotated[
-        float, typer.Option(min=0, help="seconds of simulated traffic; 0: until Ctrl-C")
+        float,
+        typer.Option(
+            min=0,
+            help="seconds of simulated traffic; 0: until Ctrl-C or the end of the simulated "
+            "year and a half",
+        ),
     ] = 60.0,
     rate: Annotated[float, typer.Option(min=1, help="events per second")] = 500.0,
     customers: Annotated[int, typer.Option(min=1, help="customers in the simulation")] = 2000,

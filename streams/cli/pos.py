@@ -178,7 +178,9 @@ def simulate(
 
     Customers buy and drop out as the BG/NBD model says (Gamma purchase rates, Beta dropout),
     with baskets, returns, NPS answers and complaints, in event-time order, deterministic for
-    a seed.
+    a seed. Event times stay within a year and a half from 2025-01-01: for more events than
+    the customers make in that time, they stay longer, then also visit more often (said at
+    the end).
 
     Sends to Kafka with the same topics and encoding as `loyalty publish`, or with --out writes
     a file that `loyalty publish` and `loyalty replay` read.
@@ -187,7 +189,7 @@ def simulate(
 
     from streams.contract.event_files import EventFileWriter
     from streams.tools.progress import progress_bar
-    from streams.tools.simulate import SimulationConfig, simulate
+    from streams.tools.simulate import Pace, SimulationConfig, simulate
     from streams.tools.traffic import TrafficSummary, send_traffic
 
     settings = load_settings(
@@ -197,17 +199,20 @@ def simulate(
     config = SimulationConfig(
         customers=customers, events=events, seed=seed, currency=_program_currency(settings)
     )
+    simulation = simulate(config)
     with progress_bar("simulating", events, console=console) as advance:
         if out is not None:
             with EventFileWriter(out) as writer:
                 summary = send_traffic(
-                    simulate(config), writer, TrafficSummary(str(out)), rate_per_s=rate,
+                    simulation, writer, TrafficSummary(str(out)), rate_per_s=rate,
                     advance=advance,
                 )  # fmt: skip
         else:
             publisher = _publisher(settings)
             summary = TrafficSummary(f"Kafka at {settings.kafka}", tally=publisher.tally)
-            send_traffic(simulate(config), publisher, summary, rate_per_s=rate, advance=advance)
+            send_traffic(simulation, publisher, summary, rate_per_s=rate, advance=advance)
     typer.echo(summary.describe())
+    if simulation.pace is not None and simulation.pace != Pace():
+        typer.echo(simulation.pace.describe())
     if not summary.all_acknowledged:
         raise typer.Exit(EXIT_NOT_ACKNOWLEDGED)

@@ -27,7 +27,12 @@ from streams.tools.topic_census import RecordDecoder, read_topic
 from streams.worker.envelope import EnvelopeError, StoredCustomer
 from streams.worker.loop import DictTable, WorkerLoop
 from streams.worker.ordering import Source
-from streams.worker.processor import InputRecord, Outbound, Processor
+from streams.worker.processor import (
+    DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
+    InputRecord,
+    Outbound,
+    Processor,
+)
 
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Progress]]
@@ -81,10 +86,12 @@ def reference_fold(
     partitions: int,
     *,
     grace_ms: int = 0,
+    max_event_time_ahead_ms: int | None = DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
     restarted_from: Reference | None = None,
 ) -> Reference:
     """What a worker that never crashed would have stored and sent for this log (with the
-    worker's grace, so that the time-driven work at the log's end matches too). With
+    worker's grace, so that the time-driven work at the log's end matches too, and its limit
+    on event times ahead of their records' receipt, so that it refuses the same events). With
     `restarted_from`: what a worker restarted (with `program`, new rules perhaps) after
     storing and sending that reference goes on to store and send for `records`, the rest of
     the log; its table and outputs carry on from it (and it is left unchanged)."""
@@ -92,7 +99,9 @@ def reference_fold(
     if restarted_from is not None:
         reference.table.update(restarted_from.table)
         reference.outputs.extend(restarted_from.outputs)
-    processor = Processor(program, codec, topics, partitions)
+    processor = Processor(
+        program, codec, topics, partitions, max_event_time_ahead_ms=max_event_time_ahead_ms
+    )
     at_end = False
 
     async def send(outbound: list[Outbound], _partition: int) -> None:
@@ -522,6 +531,7 @@ def audit(
             topics,
             settings.partitions,
             grace_ms=int(settings.late_grace_seconds * 1000),
+            max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
         )
     seconds["fold"] = time.monotonic() - started
     moment = as_of or default_as_of(settings, reference)

@@ -45,9 +45,6 @@ class DemoOptions:
     keep_broker: bool = False
 
 
-UNTIL_STOPPED = 10**12  # events: more than a demo ever sends
-
-
 @dataclass
 class DemoResult:
     traffic: TrafficSummary
@@ -88,13 +85,13 @@ def broker_for(settings: Settings, console: Console, keep: bool) -> Iterator[boo
 
 
 def _live_view(
-    summary: TrafficSummary, started: float, target: int, watcher: OutputWatcher
+    summary: TrafficSummary, started: float, target: int | None, watcher: OutputWatcher
 ) -> Table:
     table = Table(title="loyalty-streams demo: POS traffic in, loyalty events out",
                   show_header=False, min_width=70)  # fmt: skip
     elapsed = max(time.perf_counter() - started, 1e-9)
     tally = summary.tally
-    of = f"of {target:,}" if target < UNTIL_STOPPED else "until Ctrl-C"
+    of = f"of {target:,}" if target is not None else "until Ctrl-C or the simulated window's end"
     table.add_row("events sent", f"{summary.events:,} {of}")
     table.add_row("rate", f"{summary.events / elapsed:,.0f} events/s")
     if tally is not None:
@@ -201,7 +198,9 @@ def _send_with_live_view(
     """Simulated traffic to Kafka at the demo's rate, with a live table. The producer lives
     only inside this call, so it is gone before the broker is stopped."""
     publisher = EventPublisher(settings.kafka, topics, codec)
-    target = int(options.duration_s * options.rate) if options.duration_s else UNTIL_STOPPED
+    # until stopped: as many events as the simulated window holds at the population's own
+    # pace (no end asked for, so none to make the customers busier for)
+    target = int(options.duration_s * options.rate) if options.duration_s else None
     config = SimulationConfig(
         customers=options.customers, events=target, seed=options.seed, currency=currency
     )

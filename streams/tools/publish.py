@@ -232,8 +232,11 @@ def paced(items: Iterable[Any], rate_per_s: float | None) -> Iterator[Any]:
     if not rate_per_s:
         yield from items
         return
-    started = time.monotonic()
+    started: float | None = None
     for count, item in enumerate(items):
+        # timed from the first item, not from the call: a simulation takes a while to find
+        # its pace before its first event, and must not then send that while's worth at once
+        started = time.monotonic() if started is None else started
         ahead = started + count / rate_per_s - time.monotonic()
         if ahead > 0.005:
             time.sleep(ahead)

@@ -4,7 +4,13 @@ moves bytes in and out; everything that decides lives here or in the core, so it
 without a broker.
 
 Nothing raises for bad input: every record that cannot be applied becomes a dead letter with
-the reason, its source coordinates and its raw bytes."""
+the reason, its source coordinates and its raw bytes.
+
+One check needs the record as well as its event, so it is made here rather than in the core:
+an event dated further ahead of the time the broker received its record than
+`max_event_time_ahead_ms` is refused (`EVENT_TIME_AHEAD`). The receive time is the record's
+timestamp (the input topics use LogAppendTime), which is in the log: a replay of the log
+refuses the same events. A file has no such time, so `loyalty replay` cannot make this check."""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from streams.core import (
 )
 from streams.core.events import from_ms, to_ms
 from streams.core.limits import EARLIEST_EVENT_MS, LATEST_EVENT_MS
+from streams.settings import DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS
 from streams.worker.envelope import SOURCES, EnvelopeError, StoredCustomer, stored
 from streams.worker.ordering import Source
 
@@ -51,7 +58,9 @@ class InputRecord:
     topic: str
     partition: int
     offset: int
-    timestamp_ms: int  # the Kafka record's timestamp: the merge orders sources by it
+    # the Kafka record's timestamp, the broker's receive time (LogAppendTime): the merge orders
+    # sources by it; -1 (Kafka's "no timestamp") for a record without one
+    timestamp_ms: int
     key: bytes | None
     value: bytes | None
 
@@ -66,7 +75,10 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """An input record after decoding: the event to apply, or why it cannot be."""
+    """An input record after decoding: its event (None if it could not be decoded) and why it
+    cannot be applied (None if nothing seen so far stops it: the customer's state still may).
+    A decoded event refused here keeps its event, so that applying it moves its customer's
+    offset mark past it, as the core's refusals do, and a redelivery is recognised."""
 
     record: InputRecord
     event: InputEvent | None
@@ -101,17 +113,31 @@ class Outcome:
         return None if self.write is None else self.write.next_due_ms
 
 
+DEFAULT_MAX_EVENT_TIME_AHEAD_MS = round(DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS * 1000)
+
+
 def expected_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's Java client (and aiokafka) choose for a key: murmur2, positive."""
     return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
 
 
 class Processor:
-    def __init__(self, program: Program, codec: Codec, topics: TopicNames, partitions: int):
+    def __init__(
+        self,
+        program: Program,
+        codec: Codec,
+        topics: TopicNames,
+        partitions: int,
+        *,
+        max_event_time_ahead_ms: int | None = DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
+    ):
+        """`max_event_time_ahead_ms`: how far an event's time may be ahead of its record's
+        timestamp (`Settings.max_event_time_ahead_ms`); None: any distance."""
         self.program = program
         self.codec = codec
         self.topics = topics
         self.partitions = partitions
+        self.max_event_time_ahead_ms = max_event_time_ahead_ms
         self._topic_of_role = {
             "tier_changes": topics.tier_changes,
             "churn_risk": topics.churn_risk,
@@ -121,9 +147,37 @@ class Processor:
     # ---- decoding ----------------------------------------------------------------------------
 
     def check(self, record: InputRecord) -> Checked:
-        """Decodes and checks what can be checked without the customer's state."""
+        """Decodes and checks what can be checked without the customer's state: the bytes,
+        the key, the partition, the topic, and the event's time against the record's."""
         event, rejection = self._decode(record)
+        if event is not None and rejection is None:
+            rejection = self._ahead_of_receipt(record, event)
         return Checked(record, event, rejection)
+
+    def _ahead_of_receipt(self, record: InputRecord, event: InputEvent) -> Rejection | None:
+        """Why an event dated too far ahead of its record's receipt is refused, or None. A
+        time outside the core's window is left to the core, whose reason says more; a record
+        without a timestamp cannot be judged."""
+        limit_ms = self.max_event_time_ahead_ms
+        at_ms = to_ms(event.occurred_at)
+        if (
+            limit_ms is None
+            or record.timestamp_ms < 0
+            or not EARLIEST_EVENT_MS <= at_ms < LATEST_EVENT_MS
+            or at_ms - record.timestamp_ms <= limit_ms
+        ):
+            return None
+        allowed, ahead = _span(limit_ms), _span(at_ms - record.timestamp_ms)
+        if ahead == allowed:  # rounded to it: say which side it is on
+            ahead = f"just over {allowed}"
+        return Rejection(
+            "EVENT_TIME_AHEAD",
+            f"occurred_at {_iso(at_ms)} is {ahead} ahead of the time the broker received the "
+            f"record ({_iso(record.timestamp_ms)}), more than the {allowed} allowed: check the "
+            "POS clock",
+            event.event_id,
+            event.customer_id,
+        )
 
     def _decode(self, record: InputRecord) -> tuple[InputEvent | None, Rejection | None]:
         if not record.value:
@@ -169,9 +223,10 @@ class Processor:
     @staticmethod
     def event_time_ms(checked: Checked) -> int | None:
         """The time this record moves its partition's clock to; None: it does not move it.
-        An event outside the core's time window is refused, and must not move the clock:
-        at 9500 it made the partition's due work expire every customer's points."""
-        if checked.event is None:
+        A refused event must not move the clock: at 9500 (outside the core's time window) one
+        made the partition's due work expire every customer's points, and one at 2400 (inside
+        the window, but centuries ahead of its receipt) would do the same."""
+        if checked.event is None or checked.rejection is not None:
             return None
         at_ms = to_ms(checked.event.occurred_at)
         return at_ms if EARLIEST_EVENT_MS <= at_ms < LATEST_EVENT_MS else None
@@ -214,10 +269,12 @@ class Processor:
         offsets = list(current.next_offsets)
         offsets[record.source] = record.offset + 1
         before = state = current.state
-        refusal: Rejection | None = None
+        sends: list[Outbound] = []
+        refusal = checked.rejection  # refused by `check`, after the redelivery test above
         try:
-            state, outputs = apply(state, event, self.program)
-            sends = self.encode_outputs(outputs)
+            if refusal is None:
+                state, outputs = apply(state, event, self.program)
+                sends = self.encode_outputs(outputs)
         except RuleViolation as violation:
             refusal = Rejection(violation.error_kind, violation.reason, event.event_id,
                                   event.customer_id)  # fmt: skip
@@ -301,3 +358,17 @@ class Processor:
 
 def due_moment(ms: int) -> datetime:
     return from_ms(ms)
+
+
+def _iso(ms: int) -> str:
+    return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+_UNITS = ((86_400_000, "day"), (3_600_000, "hour"), (60_000, "minute"), (1000, "second"))
+
+
+def _span(ms: int) -> str:
+    """A length of time in the largest unit it holds: `1 day`, `3.5 hours`, `0.2 seconds`."""
+    unit_ms, unit = next((size for size in _UNITS if ms >= size[0]), _UNITS[-1])
+    amount = f"{ms / unit_ms:,.1f}".removesuffix(".0")
+    return f"{amount} {unit}" + ("" if amount == "1" else "s")

@@ -24,7 +24,8 @@ from streams.contract.codec import SINGLE_OBJECT_MARKER
 from streams.contract.errors import ContractError, UndecodableError
 from streams.contract.event_files import ParsedRow, RowError, count_rows, read_event_file
 from streams.contract.money import MoneyError, to_minor_units
-from streams.core.limits import AVRO_LONG_MAX, MAX_ID_CHARS
+from streams.core.events import to_ms
+from streams.core.limits import AVRO_LONG_MAX, LATEST_EVENT_MS, MAX_ID_CHARS
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES
 from streams.worker.ordering import Source
@@ -34,6 +35,7 @@ from tests.contract.samples import SAMPLES
 PARTITIONS = 4
 TOPICS = TopicNames("t")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+RECEIVED = datetime(2027, 1, 1, tzinfo=UTC)  # by the broker: after every sample's occurred_at
 INPUTS = ("Purchase", "Return", "NpsResponse", "ComplaintOpened", "ComplaintResolved")
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -119,11 +121,15 @@ def test_a_timestamp_no_date_can_hold_is_refused_in_words(codec: Codec, millis: 
 # ---- the worker: every refused record is a dead letter ------------------------------------
 
 
-def _record(schema: str, body: dict[str, Any], data: bytes, offset: int) -> InputRecord:
+def _record(
+    schema: str, body: dict[str, Any], data: bytes, offset: int, received_ms: int = to_ms(RECEIVED)
+) -> InputRecord:
+    """The record as the broker holds it, stamped with the time it received it."""
     key = str(body.get("customer_id", "c")).encode()
     source = Source.PURCHASES if schema in {"Purchase", "Return"} else Source.FEEDBACK
     topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
-    return InputRecord(source, topic, expected_partition(key, PARTITIONS), offset, 0, key, data)
+    partition = expected_partition(key, PARTITIONS)
+    return InputRecord(source, topic, partition, offset, received_ms, key, data)
 
 
 def run(processor: Processor, record: InputRecord, stored: bytes | None) -> Outcome:
@@ -186,18 +192,26 @@ def hostile_bodies(customer: str) -> st.SearchStrategy[tuple[str, dict[str, Any]
     )  # fmt: skip
 
 
+# the broker's receive time: Kafka's -1 (none), any time, and the window's end (where no event
+# is ahead of its receipt, so that the core's own limits decide)
+received_millis = st.one_of(
+    st.just(-1), st.just(LATEST_EVENT_MS), st.integers(0, 2**63 - 1), any_millis
+)
+
+
 @FAST
-@given(st.lists(hostile_bodies("c-1"), min_size=1, max_size=8))
+@given(st.lists(st.tuples(hostile_bodies("c-1"), received_millis), min_size=1, max_size=8))
 def test_hostile_records_are_applied_or_dead_lettered_by_the_worker(
-    bodies: list[tuple[str, dict[str, Any]]],
+    bodies: list[tuple[tuple[str, dict[str, Any]], int]],
 ) -> None:
     """Valid Avro with extreme values (times from year 1 to 9999 and beyond, amounts up to
-    2**63 - 1, quantities up to 2**31, long ids, scores outside 0..10), one customer's records
-    in a row: each is applied (its outputs encoded) or ends in one dead letter with a reason."""
+    2**63 - 1, quantities up to 2**31, long ids, scores outside 0..10), received at any time,
+    one customer's records in a row: each is applied (its outputs encoded) or ends in one
+    dead letter with a reason."""
     processor = Processor(load_program(DEFAULT_RULES), _CODEC, TOPICS, PARTITIONS)
     stored: bytes | None = None
-    for offset, (schema, body) in enumerate(bodies):
-        record = _record(schema, body, raw_avro(_CODEC, schema, body), offset)
+    for offset, ((schema, body), received_ms) in enumerate(bodies):
+        record = _record(schema, body, raw_avro(_CODEC, schema, body), offset, received_ms)
         outcome = run(processor, record, stored)
         if outcome.write is not None:
             stored = outcome.write.to_bytes()
@@ -483,14 +497,17 @@ def test_an_event_outside_the_time_window_is_dead_lettered_and_moves_no_clock(
     codec: Codec, processor: Processor
 ) -> None:
     """The partition's clock is the latest event time applied: a refused event at 8999-12-31
-    would have moved it there, and the due work after it expired every customer's points."""
+    would have moved it there, and the due work after it expired every customer's points.
+    (Received at the window's end, so that no event is ahead of its receipt: see
+    tests/worker/test_processor.py for that limit.)"""
     for moment, moves in [
         (datetime(8999, 12, 31, tzinfo=UTC), True),
         (datetime(9000, 1, 1, tzinfo=UTC), False),
         (datetime(1969, 12, 31, tzinfo=UTC), False),
     ]:
         body = dict(SAMPLES["Purchase"], occurred_at=moment, items=[])
-        checked = processor.check(_record("Purchase", body, codec.encode("Purchase", body), 0))
+        data = codec.encode("Purchase", body)
+        checked = processor.check(_record("Purchase", body, data, 0, LATEST_EVENT_MS))
         assert (processor.event_time_ms(checked) is not None) is moves
         outcome = run(processor, checked.record, None)
         assert (outcome.rejected is None) is moves

@@ -25,7 +25,7 @@ from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.worker_process import WorkerProcess
 from streams.worker.state_dir import EX_IOERR
 from tests.conftest import TEST_PARTITIONS
-from tests.e2e.test_worker import Cluster, settings_of
+from tests.e2e.cluster import Cluster, settings_of
 from tests.tmpfs import Mount, tmpfs_fixture  # noqa: F401  (the `tmpfs` fixture)
 
 pytestmark = pytest.mark.broker

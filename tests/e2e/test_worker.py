@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from streams.broker import TopicNames, ensure_topics, free_port
+from streams.broker import TopicNames, ensure_topics
 from streams.broker.embedded import EmbeddedKafka
 from streams.contract import Codec, make_codec
 from streams.program import load_program
@@ -29,12 +29,12 @@ from streams.tools.audit import (
     read_output_log,
     reference_fold,
 )
-from streams.tools.lag import group_lag, wait_idle
+from streams.tools.lag import group_lag
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.topic_census import read_topic
-from streams.tools.worker_process import WorkerProcess
 from tests.conftest import TEST_PARTITIONS
+from tests.e2e.cluster import Cluster, settings_of
 
 pytestmark = pytest.mark.broker
 
@@ -44,88 +44,6 @@ FULL = os.environ.get("LOYALTY_TEST_FULL") == "1"
 CRASH_EVENTS, CRASH_CUSTOMERS = (200_000, 20_000) if FULL else (30_000, 3_000)
 # pytest's per-test limit for those tests: the full size takes longer than the default's 600 s
 crash_timeout = pytest.mark.timeout(3600 if FULL else 600)
-
-
-class Cluster:
-    """Workers sharing one app id, topic prefix and broker."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: TopicNames,
-        work_dir: Path,
-        guarantee: str = "at_least_once",
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.topics = topics
-        self.app_id = f"w-{uuid.uuid4().hex[:8]}"
-        self.work_dir = work_dir
-        self.env = {
-            "LOYALTY_BOOTSTRAP_SERVERS": bootstrap,
-            "LOYALTY_TOPIC_PREFIX": topics.prefix,
-            "LOYALTY_APP_ID": self.app_id,
-            "LOYALTY_PARTITIONS": str(TEST_PARTITIONS),
-            "LOYALTY_CLOCK": "event",
-            "LOYALTY_LATE_GRACE_SECONDS": "0",
-            "LOYALTY_TICK_SECONDS": "1",
-            "LOYALTY_PROCESSING_GUARANTEE": guarantee,
-        }
-        self.workers: list[WorkerProcess] = []
-
-    def add(self) -> WorkerProcess:
-        worker = WorkerProcess(f"worker-{len(self.workers)}", self.work_dir, free_port(), self.env)
-        self.workers.append(worker)
-        return worker.start()
-
-    def wait_idle(self, stall_s: float = 180.0) -> None:
-        """Until the group has no lag and the outputs stopped growing; fails at once if a
-        worker died meanwhile, and when the lag has not gone down for stall_s seconds (a
-        stalled recovery or a lost assignment), not after a fixed time: a loaded machine is
-        slow, not wrong."""
-        deadline = time.monotonic() + stall_s
-        least_behind: int | None = None
-        while True:
-            dead = [w.name for w in self.workers if w.process is not None and not w.alive()]
-            assert not dead, f"worker(s) {dead} died: see {self.work_dir}/<name>.log"
-            try:
-                wait_idle(self.bootstrap, self.app_id, self.topics.inputs, timeout_s=5)
-                break
-            except TimeoutError:
-                try:
-                    behind = sum(
-                        group_lag(self.bootstrap, self.app_id, self.topics.inputs).values()
-                    )
-                except KafkaException:  # a restarting broker: no progress to read
-                    behind = least_behind if least_behind is not None else 1 << 62
-                if least_behind is None or behind < least_behind:
-                    least_behind, deadline = behind, time.monotonic() + stall_s
-                elif time.monotonic() > deadline:
-                    raise
-        # every input record is committed, but a partition that moved last runs its due work
-        # (at its restored clock) on the next tick: wait until the outputs stop growing
-        self.wait_outputs_settled(time.monotonic() + stall_s)
-
-    def wait_outputs_settled(self, deadline: float, quiet_s: float = 4.0) -> None:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "settle-probe"})
-        try:
-            partitions = [
-                TopicPartition(topic, partition)
-                for topic in self.topics.outputs
-                for partition in range(TEST_PARTITIONS)
-            ]
-            last, quiet_since = -1, time.monotonic()
-            while time.monotonic() - quiet_since < quiet_s:
-                assert time.monotonic() < deadline, "the outputs kept growing"
-                ends = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
-                if ends != last:
-                    last, quiet_since = ends, time.monotonic()
-                time.sleep(0.5)
-        finally:
-            consumer.close()
-
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.kill()
 
 
 @pytest.fixture(params=["at_least_once"])
@@ -202,19 +120,6 @@ def describe_outputs(
                 f"{message.offset()}); the reference sent {same}"
             )
     return lines
-
-
-def settings_of(cluster: Cluster) -> Settings:
-    """The settings the cluster's workers run with, for the audit."""
-    return Settings.load(
-        bootstrap_servers=cluster.bootstrap,
-        topic_prefix=cluster.topics.prefix,
-        app_id=cluster.app_id,
-        partitions=TEST_PARTITIONS,
-        clock="event",
-        late_grace_seconds=0,
-        processing_guarantee=cluster.env["LOYALTY_PROCESSING_GUARANTEE"],
-    )
 
 
 def audit_states(cluster: Cluster) -> AuditReport:

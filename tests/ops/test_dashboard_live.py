@@ -30,7 +30,7 @@ from streams.settings import Settings
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.worker_process import WorkerProcess
-from tests.e2e.test_worker import Cluster
+from tests.e2e.cluster import Cluster
 from tests.ops.observability import (
     RULES_DIR,
     WORKER_JOB,

@@ -313,3 +313,28 @@ def test_the_summary_warns_when_the_workers_were_not_idle(as_of: datetime) -> No
     assert "warning" not in AuditReport(as_of, lag_at_start=None).summary()
     busy = AuditReport(as_of, lag_at_start=1234).summary()
     assert "warning: the workers were 1,234 input records behind" in busy
+
+
+def test_the_reference_refuses_events_ahead_of_their_receipt_as_the_workers_are_told_to(
+    codec: Codec,
+) -> None:
+    """The audit folds with the workers' setting: the same far-ahead event is a dead letter
+    under a limit and applied without one, so a reference with another limit would differ."""
+    records = simulated_log(
+        codec, TOPICS, PARTITIONS, SimulationConfig(customers=5, events=40, seed=12)
+    )
+    first = records[0]
+    ahead = InputRecord(first.source, first.topic, first.partition, first.offset,
+                        first.timestamp_ms - 2 * 86_400_000, first.key, first.value)  # fmt: skip
+    log = [ahead, *records[1:]]
+    limited = reference_fold(log, PROGRAM, codec, TOPICS, PARTITIONS)
+    assert [codec.decode(s.value).record["error_kind"] for s in limited.outputs
+            if s.kind == "DeadLetter"] == ["EVENT_TIME_AHEAD"]  # fmt: skip
+    unlimited = reference_fold(
+        log, PROGRAM, codec, TOPICS, PARTITIONS, max_event_time_ahead_ms=None
+    )
+    assert unlimited.dead_letters() == 0
+    three_days = reference_fold(
+        log, PROGRAM, codec, TOPICS, PARTITIONS, max_event_time_ahead_ms=3 * 86_400_000
+    )
+    assert three_days.dead_letters() == 0

@@ -1,8 +1,10 @@
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from streams.tools.simulate import Population, SimulationConfig, simulate
+from streams.tools.simulate import Pace, Population, SimulationConfig, simulate
 
 
 def run(**overrides: object) -> list[tuple[str, dict[str, Any]]]:
@@ -82,3 +84,62 @@ def test_purchase_rates_are_heterogeneous_across_customers() -> None:
     mean = sum(counts) / len(counts)
     variance = sum((count - mean) ** 2 for count in counts) / len(counts)
     assert variance > 3 * mean
+
+
+LONG_RUN = SimulationConfig(customers=100, events=20_000)  # 200 a customer, as the soak's hour
+
+
+def test_a_long_run_stays_inside_the_window_with_every_event_it_asked_for() -> None:
+    """Without a window, 200 events per customer took the simulation to the year 2162: the
+    few customers who never dropped out made them alone (one 4,347 purchases of 7,402), and
+    a partition clock that far on expires every customer's points (and the workers refuse
+    such times)."""
+    events = list(simulate(LONG_RUN))
+    assert LONG_RUN.horizon_days == 540
+    end = LONG_RUN.start + timedelta(days=540)
+    times = [record["occurred_at"] for _, record in events]
+    assert len(events) == 20_000 and times[-1] < end
+    assert all(earlier <= later for earlier, later in pairwise(times))
+    assert times[-1] > end - timedelta(days=60)  # spread over the window, not crammed early
+
+
+def test_a_long_run_is_made_by_a_loyal_clientele_at_realistic_intervals() -> None:
+    """The events are many customers' visits days apart, not a few customers' daily ones."""
+    simulation = simulate(LONG_RUN)
+    purchases: dict[str, list[datetime]] = {}
+    for schema, record in simulation:
+        if schema == "loyalty.v1.Purchase":
+            purchases.setdefault(record["customer_id"], []).append(record["occurred_at"])
+    assert simulation.pace is not None and simulation.pace.loyalty > 1
+    counts = sorted(len(times) for times in purchases.values())
+    assert counts[len(counts) // 2] > 50  # the median customer, not only a few, buys often
+    assert counts[-1] < 0.05 * sum(counts)  # nobody makes the run alone
+    gaps = sorted(
+        (later - earlier).total_seconds() / 86_400
+        for times in purchases.values()
+        for earlier, later in pairwise(times)
+    )
+    assert gaps[len(gaps) // 2] > 1.0  # days between a customer's visits, the median
+
+
+def test_a_run_the_window_holds_is_what_it_was_without_a_window() -> None:
+    assert run(events=4000) == run(events=4000, horizon_days=None)
+    simulation = simulate(SimulationConfig(customers=300, events=4000))
+    list(simulation)
+    assert simulation.pace == Pace()
+
+
+def test_a_long_run_is_the_same_for_the_same_seed() -> None:
+    same_seed = replace(LONG_RUN, seed=3)
+    assert list(simulate(same_seed)) == list(simulate(same_seed))
+
+
+def test_without_an_event_count_the_run_ends_at_the_window_at_the_populations_pace() -> None:
+    """What the demo sends until it is stopped: no count to make customers busier for."""
+    simulation = simulate(SimulationConfig(customers=300, events=None, horizon_days=200))
+    events = list(simulation)
+    assert simulation.pace == Pace()
+    end = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=200)
+    unbounded = run(events=len(events) + 1, horizon_days=None)
+    assert events == unbounded[:-1]  # the same events, up to the window's end
+    assert events[-1][1]["occurred_at"] < end <= unbounded[-1][1]["occurred_at"]

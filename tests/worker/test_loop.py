@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from streams.broker import TopicNames
 from streams.contract import Codec, make_codec
 from streams.core import CustomerState
+from streams.core.events import to_ms
 from streams.core.tally import tally_of
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
@@ -289,9 +291,12 @@ def test_ticks_in_live_mode_flag_silent_customers_without_their_events(
 def purchase_records(
     codec: Codec, purchases: list[tuple[str, datetime]], partition: int
 ) -> list[InputRecord]:
-    """Purchases of customers on `partition`, published in the order given."""
+    """Purchases of customers on `partition`, published in the order given, each received
+    as it happened or, if it came late, just after the one before."""
     records = []
+    received_ms = -1
     for offset, (customer_id, at) in enumerate(purchases):
+        received_ms = max(received_ms + 1, to_ms(at))
         body: dict[str, Any] = {"event_id": f"p-{offset}", "customer_id": customer_id,
                                 "store_id": None, "occurred_at": at, "currency": "EUR",
                                 "total_minor": 1250, "items": []}  # fmt: skip
@@ -302,7 +307,7 @@ def purchase_records(
                 TOPICS.purchases,
                 partition,
                 offset,
-                offset,
+                received_ms,
                 customer_id.encode(),
                 value,
             )
@@ -355,6 +360,41 @@ def test_after_a_restart_due_work_happens_where_it_did_in_a_run_that_never_stopp
     assert set(first.output_ids() | second.output_ids()) == set(reference.output_ids())
 
 
+@pytest.mark.parametrize("limited", [True, False])
+def test_an_event_centuries_ahead_of_its_receipt_moves_no_partition_clock(
+    codec: Codec, limited: bool
+) -> None:
+    """One POS with its clock at 2400, among customers buying in 2025: applied, it took the
+    partition's clock to 2400 and the due work after it expired every customer's points and
+    downgraded their tiers. Refused, it is a dead letter and the clock stays in 2025."""
+    regular, broken_pos_customer = customers_on(0, 2)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    log = purchase_records(
+        codec,
+        [
+            (regular, start),
+            (broken_pos_customer, datetime(2400, 1, 1, tzinfo=UTC)),
+            (regular, start + timedelta(days=30)),
+        ],
+        partition=0,
+    )
+    log[1] = replace(log[1], timestamp_ms=to_ms(start + timedelta(days=1)))  # received in 2025
+    harness = Harness(codec)
+    if not limited:
+        harness.loop.processor.max_event_time_ahead_ms = None
+    harness.feed(log)
+    kinds = Counter(sent.kind for sent in harness.sent)
+    clock = harness.loop._partitions[0].clock_ms
+    if limited:
+        assert kinds == Counter({"DeadLetter": 1})
+        assert harness.loop.counters.rejected == Counter({"EVENT_TIME_AHEAD": 1})
+        assert clock == to_ms(start + timedelta(days=30))
+        regular_state = StoredCustomer.from_bytes(harness.table[regular.encode()]).state
+        assert regular_state.points == 2 * 12  # 12.50 twice, nothing expired
+    else:  # what the limit prevents
+        assert kinds["PointsExpired"] >= 1 and clock == to_ms(datetime(2400, 1, 1, tzinfo=UTC))
+
+
 def test_revoked_partitions_forget_buffered_records_without_acking_them(
     codec: Codec, log: list[InputRecord]
 ) -> None:
@@ -399,10 +439,15 @@ def test_nothing_is_written_or_acked_for_a_partition_taken_away_during_a_send(
     harness.feed(records)
     assert harness.sent, "the log should produce outputs on this partition"
     assert writes_after_loss == []
-    acked = [offset for _, number, offset in harness.acked if number == partition]
+    acked: dict[Source, list[int]] = {}
+    for source, number, offset in harness.acked:
+        if number == partition:
+            acked.setdefault(source, []).append(offset)
     # the record whose outputs were being acknowledged, and all after it, stay unacked for
-    # the partition's next owner; nothing is buffered for a partition we do not own
-    assert acked == list(range(len(acked))) and len(acked) < len(records)
+    # the partition's next owner (each source's acks a run from its first offset); nothing
+    # is buffered for a partition we do not own
+    assert all(offsets == list(range(len(offsets))) for offsets in acked.values())
+    assert sum(map(len, acked.values())) < len(records)
     assert harness.loop.buffered() == 0
 
 

@@ -12,15 +12,22 @@ from fastavro import schemaless_writer
 from streams.broker import TopicNames
 from streams.contract import Codec, make_codec
 from streams.contract.codec import SINGLE_OBJECT_MARKER
+from streams.core.events import to_ms
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.worker.envelope import StoredCustomer
 from streams.worker.ordering import Source
-from streams.worker.processor import InputRecord, Outcome, Processor, expected_partition
+from streams.worker.processor import (
+    DEFAULT_MAX_EVENT_TIME_AHEAD_MS,
+    InputRecord,
+    Outcome,
+    Processor,
+    expected_partition,
+)
 
 PARTITIONS = 4
 TOPICS = TopicNames("t")
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)  # when dead letters are written, and records received
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 
 
@@ -48,11 +55,15 @@ def record_of(
     source: Source = Source.PURCHASES,
     key: bytes | None = None,
     partition: int | None = None,
+    received: datetime = NOW,
 ) -> InputRecord:
+    """The record as the broker would hold it, stamped with the time it received it."""
     key = body["customer_id"].encode() if key is None else key
     partition = expected_partition(key, PARTITIONS) if partition is None else partition
     topic = TOPICS.purchases if source is Source.PURCHASES else TOPICS.feedback
-    return InputRecord(source, topic, partition, offset, 0, key, codec.encode(schema, body))
+    return InputRecord(
+        source, topic, partition, offset, to_ms(received), key, codec.encode(schema, body)
+    )
 
 
 def run(processor: Processor, record: InputRecord, stored: bytes | None) -> Outcome:
@@ -202,3 +213,85 @@ def test_advance_emits_what_time_alone_causes_and_reschedules(
     assert later.write.state.tier == 0
     assert later.write.next_offsets == gold.write.next_offsets
     assert StoredCustomer.from_bytes(later.write.to_bytes()) == later.write
+
+
+# ---- event times ahead of the broker's receipt -----------------------------------------------
+
+YEAR_2400 = datetime(2400, 1, 1, tzinfo=UTC)
+
+
+def test_an_event_centuries_ahead_of_its_receipt_is_dead_lettered_and_moves_no_clock(
+    codec: Codec, processor: Processor
+) -> None:
+    """A POS whose clock says 2400: inside the core's time window, but applied it took its
+    partition's clock, and the due work after it, to 2400 (every customer's points expired)."""
+    record = record_of(codec, "loyalty.v1.Purchase", purchase("p9", "c-1", 5_000, YEAR_2400), 3)
+    checked = processor.check(record)
+    assert checked.event is not None  # decoded: its ids go with the dead letter
+    assert processor.event_time_ms(checked) is None
+    outcome = processor.apply(checked, None, NOW, clock_ms=to_ms(T0))
+    assert outcome.rejected is not None and outcome.rejected.error_kind == "EVENT_TIME_AHEAD"
+    [letter] = outcome.send
+    body = codec.decode(letter.value).record
+    assert body["error_kind"] == "EVENT_TIME_AHEAD"
+    assert (body["event_id"], body["customer_id"]) == ("p9", "c-1")
+    assert body["message"] == (
+        "occurred_at 2400-01-01T00:00:00Z is 136,600 days ahead of the time the broker "
+        "received the record (2026-01-01T00:00:00Z), more than the 1 day allowed: check the "
+        "POS clock"
+    )
+    # refused like the core's refusals: the state stays, the customer's offset mark moves on,
+    # the stored clock is the partition's (not 2400), and a redelivery is not refused twice
+    assert outcome.write is not None and outcome.write.next_offsets == (4, 0)
+    assert outcome.write.state.lifetime_spend_minor == 0 and outcome.write.clock_ms == to_ms(T0)
+    again = processor.apply(processor.check(record), outcome.write.to_bytes(), NOW)
+    assert again.duplicate and again.send == [] and again.rejected is None
+
+
+def test_up_to_the_limit_ahead_of_receipt_is_applied_and_a_millisecond_more_is_not(
+    codec: Codec, processor: Processor
+) -> None:
+    assert processor.max_event_time_ahead_ms == DEFAULT_MAX_EVENT_TIME_AHEAD_MS == 86_400_000
+    limit = timedelta(milliseconds=DEFAULT_MAX_EVENT_TIME_AHEAD_MS)
+    at_limit = record_of(codec, "loyalty.v1.Purchase", purchase("p1", "c-1", 100, NOW + limit), 0)
+    checked = processor.check(at_limit)
+    assert checked.rejection is None and processor.event_time_ms(checked) == to_ms(NOW + limit)
+    assert run(processor, at_limit, None).rejected is None
+    over = timedelta(milliseconds=1)
+    beyond = purchase("p1", "c-1", 100, NOW + limit + over)
+    refused = run(processor, record_of(codec, "loyalty.v1.Purchase", beyond, 0), None).rejected
+    assert refused is not None and refused.error_kind == "EVENT_TIME_AHEAD"
+    assert "is just over 1 day ahead" in refused.message
+    assert "more than the 1 day allowed" in refused.message
+    # an event received later than it happened (a store's outbox, a backlog) is never refused
+    late = purchase("p2", "c-1", 100, T0)
+    received_late = record_of(codec, "loyalty.v1.Purchase", late, 1, received=NOW + limit * 3000)
+    assert run(processor, received_late, None).rejected is None
+
+
+def test_a_time_outside_the_core_window_keeps_the_core_reason(
+    codec: Codec, processor: Processor
+) -> None:
+    body = purchase("p1", "c-1", 100, datetime(9500, 1, 1, tzinfo=UTC))
+    refused = run(processor, record_of(codec, "loyalty.v1.Purchase", body, 0), None).rejected
+    assert refused is not None and refused.error_kind == "CONTRACT"
+    assert "is not before 9000-01-01" in refused.message
+
+
+def test_without_a_limit_or_without_a_record_timestamp_the_time_is_not_judged(
+    codec: Codec,
+) -> None:
+    program = load_program(DEFAULT_RULES)
+    unlimited = Processor(program, codec, TOPICS, PARTITIONS, max_event_time_ahead_ms=None)
+    far = record_of(codec, "loyalty.v1.Purchase", purchase("p1", "c-1", 100, YEAR_2400), 0)
+    assert unlimited.event_time_ms(unlimited.check(far)) == to_ms(YEAR_2400)
+    assert run(unlimited, far, None).rejected is None
+    limited = Processor(program, codec, TOPICS, PARTITIONS, max_event_time_ahead_ms=60_000)
+    minutes_ahead = purchase("p1", "c-1", 100, NOW + timedelta(minutes=5))
+    record = record_of(codec, "loyalty.v1.Purchase", minutes_ahead, 0)
+    refused = run(limited, record, None).rejected
+    assert refused is not None and "is 5 minutes ahead" in refused.message
+    assert "more than the 1 minute allowed" in refused.message
+    # Kafka's -1, "no timestamp": nothing to compare with
+    untimed = InputRecord(far.source, far.topic, far.partition, far.offset, -1, far.key, far.value)
+    assert run(limited, untimed, None).rejected is None
