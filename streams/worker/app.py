@@ -271,7 +271,13 @@ def build_app(settings: Settings, *, broker_time: bool = False) -> tuple[faust.A
             metrics.observe(processing_s, event_lag_s)
 
     loop = WorkerLoop(
-        Processor(program, codec, topics, settings.partitions),
+        Processor(
+            program,
+            codec,
+            topics,
+            settings.partitions,
+            max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
+        ),
         table,
         send,
         caught_up,
@@ -323,7 +329,7 @@ def build_app(settings: Settings, *, broker_time: bool = False) -> tuple[faust.A
             message.topic,
             message.partition,
             message.offset,
-            int(message.timestamp * 1000),
+            round(message.timestamp * 1000),  # Faust's seconds back to Kafka's exact ms
             message.key,
             message.value,
         )

@@ -406,7 +406,9 @@ class WorkerLoop:
         if item.ack is not None:
             item.ack()
         done_s = self.wall_clock()
-        event_lag_s = None if event is None else done_s - to_ms(event.occurred_at) / 1000
+        # a refused event's time is not to be trusted (a POS clock years ahead, say)
+        trusted = event is not None and outcome.rejected is None
+        event_lag_s = done_s - to_ms(event.occurred_at) / 1000 if trusted and event else None
         self.observe_latency(done_s - item.received_s, event_lag_s)
 
     def _count_sent(self, outcome: Outcome) -> None:

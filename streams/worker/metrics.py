@@ -87,7 +87,7 @@ TOPICS = (("purchases",), ("feedback",))
 REJECTION_REASONS = tuple(
     (reason,)
     for reason in ("DECODE", "UNKNOWN_SCHEMA", "CONTRACT", "WRONG_TOPIC", "KEY_MISMATCH",
-                   "MISPARTITIONED", "EVENT_TIME_AHEAD", "STATE")
+                   "MISPARTITIONED", "EVENT_TIME_AHEAD", "STATE", "INTERNAL")
 )  # fmt: skip
 OUTPUT_KINDS = tuple(
     (kind.SCHEMA.rpartition(".")[2],)

@@ -382,10 +382,14 @@ def test_an_event_centuries_ahead_of_its_receipt_moves_no_partition_clock(
     harness = Harness(codec)
     if not limited:
         harness.loop.processor.max_event_time_ahead_ms = None
+    event_lags: list[float | None] = []
+    harness.loop.observe_latency = lambda _processing_s, lag_s: event_lags.append(lag_s)
     harness.feed(log)
     kinds = Counter(sent.kind for sent in harness.sent)
     clock = harness.loop._partitions[0].clock_ms
     if limited:
+        # the refused event's time is no lag to chart: centuries below zero
+        assert event_lags[1] is None and event_lags[0] is not None
         assert kinds == Counter({"DeadLetter": 1})
         assert harness.loop.counters.rejected == Counter({"EVENT_TIME_AHEAD": 1})
         assert clock == to_ms(start + timedelta(days=30))

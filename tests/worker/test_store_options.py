@@ -1,5 +1,6 @@
-"""RocksDB's memory per table partition comes from the settings, not Faust's defaults (three
-64 MB write buffers and a 2 GB block cache for every partition a worker owns)."""
+"""What the worker is built with follows the settings: RocksDB's memory per table partition
+(not Faust's defaults: three 64 MB write buffers and a 2 GB block cache for every partition a
+worker owns), its consumer's fetch wait, its limit on event times ahead of the broker's."""
 
 from __future__ import annotations
 
@@ -42,3 +43,10 @@ def test_the_worker_s_consumer_fetches_quiet_partitions_often(tmp_path: Path) ->
         return int(consumer._fetch_max_wait_ms)
 
     assert asyncio.run(fetch_wait_ms()) == FETCH_MAX_WAIT_MS <= 100
+
+
+def test_the_worker_refuses_events_as_far_ahead_as_the_settings_say(tmp_path: Path) -> None:
+    """`loyalty audit` reads the same setting: a worker on another limit would disagree."""
+    settings = Settings(data_dir=tmp_path, max_event_time_ahead_seconds=600)
+    _app, loop = build_app(settings)
+    assert loop.processor.max_event_time_ahead_ms == 600_000
