@@ -350,8 +350,9 @@ class WorkerLoop:
                 continue  # revoked while we awaited Kafka: nothing more here is ours to ack
             for item in staged:
                 self._done(item)
-        if lost:
-            self.revoke(lost)
+        # given up here, unless it was revoked meanwhile (and perhaps assigned again, with
+        # records of its own buffered already: those must stay)
+        self.revoke({number for number in lost if self._partitions.get(number) is batch[number]})
 
     async def _send_all(self, batch: dict[int, _Partition]) -> set[int]:
         """Sends the batch's outputs, each partition's into its own transaction (under

@@ -255,6 +255,26 @@ def test_a_partition_lost_in_a_batch_leaves_the_others_acked(
     assert 2 not in harness.loop._partitions  # given up: its next owner applies its records
 
 
+def test_a_partition_revoked_and_assigned_again_during_a_flush_keeps_its_new_assignment(
+    codec: Codec, log: list[InputRecord]
+) -> None:
+    """The rebalance took partition 1 away and gave it back while the batch's outputs were
+    acknowledged: the batch's records of it are not acked (its next owner, this worker
+    again, reads them again), and what the new assignment holds is not given up with them."""
+    harness = Harness(codec)
+    records = [r for r in log if r.partition == 1][:50]
+
+    async def send(outbound: list[Outbound], partition: int) -> None:
+        harness.sent.extend(outbound)
+        harness.loop.revoke([partition])
+        harness.loop.assign([partition])
+
+    harness.loop.send = send
+    harness.feed(records, batched=True)
+    assert harness.sent and harness.acked == []
+    assert 1 in harness.loop._partitions  # the new assignment stays
+
+
 def test_ticks_in_live_mode_flag_silent_customers_without_their_events(
     codec: Codec, log: list[InputRecord]
 ) -> None:
