@@ -84,26 +84,31 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         self.unsent.append((fut, key, self.data.get(key)))
         return fut
 
-    async def hand_over(self, still_owned: Callable[[int], bool]) -> set[int]:
+    async def hand_over(self, still_owned: Callable[[int], bool]) -> dict[int, int]:
         """Gives every kept write to the producer, in order (without waiting for Kafka's
-        acknowledgement). A write for a partition no longer owned is dropped, and the
-        partition is in the answer: its records must not be acked, so that the partition's
-        next owner applies them again (a write arriving behind that owner's recovery would
-        later win over its newer states). A dropped write is undone in the local store."""
+        acknowledgement). Once a write's partition is no longer owned, it and every later
+        write of that partition are dropped: the records they belong to must not be acked, so
+        that the partition's next owner applies them again (a write arriving behind that
+        owner's recovery would later win over its newer states). A dropped write is undone in
+        the local store. Returns, for each partition that lost writes, how many of its writes
+        went to the producer before (the records those belong to are applied)."""
         dropped: list[tuple[bytes, bytes | None]] = []
-        lost: set[int] = set()
+        published: dict[int, int] = {}
+        lost: dict[int, int] = {}
         while self.unsent:
             fut, key, before = self.unsent.popleft()
-            partition = fut.message.partition
-            if partition is None or partition in lost or not still_owned(partition):
+            partition = -1 if fut.message.partition is None else fut.message.partition
+            if partition in lost or not still_owned(partition):
                 dropped.append((key, before))
-                lost.add(-1 if partition is None else partition)
+                lost.setdefault(partition, published.get(partition, 0))
                 continue
             try:
                 await fut.message.channel.publish_message(fut, wait=False)
             except TRANSACTION_GONE:  # exactly_once: the partition's next owner fenced us
                 dropped.append((key, before))
-                lost.add(partition)
+                lost.setdefault(partition, published.get(partition, 0))
+                continue
+            published[partition] = published.get(partition, 0) + 1
         # newest first, so that a key written twice ends at its value before the first write
         for key, before in reversed(dropped):
             if before is None:

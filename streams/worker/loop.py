@@ -74,13 +74,14 @@ class PartitionLostError(Exception):
 
 
 # Awaited after a batch's state writes, before its records are acked: the table's changelog
-# writes are with the producer when it returns; it returns the partitions whose writes it
-# dropped instead, taken away first (see `customer_table`)
-HandOver = Callable[[], Awaitable[set[int]]]
+# writes are with the producer when it returns, but for the partitions it returns, taken away
+# first: of those, as many writes as it says went, in order, and the rest were dropped (see
+# `customer_table`)
+HandOver = Callable[[], Awaitable[dict[int, int]]]
 
 
-async def _nothing_to_hand_over() -> set[int]:
-    return set()
+async def _nothing_to_hand_over() -> dict[int, int]:
+    return {}
 
 
 # Called once per input record done: seconds since it reached the worker, and seconds since
@@ -340,16 +341,25 @@ class WorkerLoop:
                 else:
                     for key, value in partition.writes:
                         self.table.put(number, key, value)
-            lost |= await self.hand_over() & set(batch)
+            cut_short = await self.hand_over()
         for number, partition in batch.items():
             staged, partition.staged = partition.staged, []
             partition.writes, partition.unwritten = [], {}
             if number in lost:
                 continue
-            if self._partitions.get(number) is not partition:
-                continue  # revoked while we awaited Kafka: nothing more here is ours to ack
+            # Revoked while the writes were handed over: nothing more here is ours to ack. But
+            # a record whose write went is applied (its next owner finds it so), and counted
+            # here; with a batch of records written at each rebalance, that is not a few.
+            ours = number not in cut_short and self._partitions.get(number) is partition
+            writes_gone = cut_short.get(number)
             for item in staged:
-                self._done(item)
+                if writes_gone is not None:
+                    if item.outcome.write is None or item.key is None or writes_gone == 0:
+                        continue  # the next owner applies it again
+                    writes_gone -= 1
+                self._done(item, ack=ours)
+            if number in cut_short:
+                lost.add(number)
         # given up here, unless it was revoked meanwhile (and perhaps assigned again, with
         # records of its own buffered already: those must stay)
         self.revoke({number for number in lost if self._partitions.get(number) is batch[number]})
@@ -374,8 +384,8 @@ class WorkerLoop:
                 raise result
         return lost
 
-    def _done(self, item: _Staged) -> None:
-        """A committed outcome: counted, logged, and its record acked."""
+    def _done(self, item: _Staged, *, ack: bool) -> None:
+        """A committed outcome: counted, logged, and (`ack`) its record acked."""
         outcome = item.outcome
         self._count_sent(outcome)
         checked = item.checked
@@ -404,7 +414,7 @@ class WorkerLoop:
             if isinstance(event, NpsResponse):
                 answer = nps_class(event.score, self.processor.program) or "unknown"
                 self.counters.nps_responses[self.counters.store_label(event.store_id), answer] += 1
-        if item.ack is not None:
+        if ack and item.ack is not None:
             item.ack()
         done_s = self.wall_clock()
         # a refused event's time is not to be trusted (a POS clock years ahead, say)

@@ -37,10 +37,10 @@ async def changelog_writes_wait_for_the_hand_over_and_skip_partitions_given_up()
         assert fut.message.channel is topic and fut.message.partition == partition
     assert published == []  # nothing leaves before the hand-over
 
-    assert await table.hand_over(lambda partition: partition != 1) == {1}  # not to be acked
+    assert await table.hand_over(lambda partition: partition != 1) == {1: 0}  # none went
     assert not table.unsent
     table.send_changelog(3, b"e", b"E")
-    assert await table.hand_over(lambda partition: True) == set()  # all went: records done
+    assert await table.hand_over(lambda partition: True) == {}  # all went: records done
     assert [(key, partition) for key, _, partition in published] == [
         (b"a", 0),
         (b"c", 0),
@@ -78,10 +78,10 @@ async def a_dropped_write_is_undone_in_the_local_store() -> None:
     write(1, b"old", b"v2")
     write(1, b"old", b"v3")  # written twice before the hand-over: back to before the first
     write(1, b"new", b"v1")
-    assert await table.hand_over(lambda partition: partition != 1) == {1}
+    assert await table.hand_over(lambda partition: partition != 1) == {1: 0}
     assert dict(table.data.items()) == {b"kept": b"v2", b"old": b"v1"}
     write(1, b"new", b"v1")
-    assert await table.hand_over(lambda partition: True) == set()
+    assert await table.hand_over(lambda partition: True) == {}
     assert table.data[b"new"] == b"v1"
 
 
@@ -112,3 +112,29 @@ async def a_put_goes_to_the_partition_it_names_whatever_event_is_at_hand() -> No
         faust.streams._current_event.reset(token)
     assert [(fut.message.partition, key) for fut, key, _ in table.unsent] == [(3, b"a"), (0, b"b")]
     assert table.data[b"a"] == b"A" and table.data[b"b"] == b"B"
+
+
+def test_a_partition_lost_part_way_says_how_many_of_its_writes_went() -> None:
+    asyncio.run(a_partition_lost_part_way_says_how_many_of_its_writes_went())
+
+
+async def a_partition_lost_part_way_says_how_many_of_its_writes_went() -> None:
+    """The rebalance starts while a batch's writes are handed over: the partition's writes
+    before that went (their records are applied), it and every later one of the partition
+    are dropped, even if the partition looked owned again."""
+    app = faust.App("customer-table-cut-test", store="memory://")
+    table = CustomerTable(app, name="customers", beacon=app.tables.beacon, partitions=4,
+                          key_type=bytes, value_type=bytes)  # fmt: skip
+    app.tables.add(table)
+    published: list[bytes] = []
+
+    async def publish_message(fut: Any, wait: bool = False) -> None:
+        published.append(fut.message.key)
+
+    table.changelog_topic.publish_message = publish_message  # type: ignore[method-assign, assignment]
+    answers = iter([True, True, False, True])  # partition 1: owned, owned, not, owned again
+    for key in (b"a", b"b", b"c", b"d"):
+        table.send_changelog(1, key, key.upper())
+    table.send_changelog(2, b"e", b"E")
+    assert await table.hand_over(lambda p: next(answers) if p == 1 else True) == {1: 2}
+    assert published == [b"a", b"b", b"e"]
