@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -51,12 +52,18 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         partition, and RocksDB the partition's database, from the event being processed; the
         worker writes a batch of several partitions' customers after its records, so it says
         which partition each write is for, as the event of that partition would."""
+        with self._as_event_of(partition):
+            self[key] = value
+
+    @contextmanager
+    def _as_event_of(self, partition: int) -> Iterator[None]:
+        """Makes Faust's table and store take `partition` for the event being processed."""
         writer = self._writers.get(partition)
         if writer is None:
             writer = self._writers[partition] = _PartitionWriter(self.source_topic, partition)
         token = faust.streams._current_event.set(weakref.ref(cast("EventT[Any]", writer)))
         try:
-            self[key] = value
+            yield
         finally:
             faust.streams._current_event.reset(token)
 
@@ -92,29 +99,33 @@ class CustomerTable(faust.Table):  # type: ignore[type-arg]  # keys and values a
         owner's recovery would later win over its newer states). A dropped write is undone in
         the local store. Returns, for each partition that lost writes, how many of its writes
         went to the producer before (the records those belong to are applied)."""
-        dropped: list[tuple[bytes, bytes | None]] = []
+        dropped: list[tuple[int, bytes, bytes | None]] = []
         published: dict[int, int] = {}
         lost: dict[int, int] = {}
         while self.unsent:
             fut, key, before = self.unsent.popleft()
             partition = -1 if fut.message.partition is None else fut.message.partition
             if partition in lost or not still_owned(partition):
-                dropped.append((key, before))
+                dropped.append((partition, key, before))
                 lost.setdefault(partition, published.get(partition, 0))
                 continue
             try:
                 await fut.message.channel.publish_message(fut, wait=False)
             except TRANSACTION_GONE:  # exactly_once: the partition's next owner fenced us
-                dropped.append((key, before))
+                dropped.append((partition, key, before))
                 lost.setdefault(partition, published.get(partition, 0))
                 continue
             published[partition] = published.get(partition, 0) + 1
-        # newest first, so that a key written twice ends at its value before the first write
-        for key, before in reversed(dropped):
-            if before is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = before  # the store alone: no changelog write
+        # newest first, so that a key written twice ends at its value before the first write;
+        # each in its partition's store (RocksDB keeps one per partition and picks it by the
+        # event at hand: a batch's other partition, once, put stale copies of customers there,
+        # which then showed twice, their old state on a worker that did not own them)
+        for partition, key, before in reversed(dropped):
+            with self._as_event_of(partition):
+                if before is None:
+                    self.data.pop(key, None)
+                else:
+                    self.data[key] = before  # the store alone: no changelog write
         return lost
 
 

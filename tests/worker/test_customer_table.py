@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -138,3 +139,40 @@ async def a_partition_lost_part_way_says_how_many_of_its_writes_went() -> None:
     table.send_changelog(2, b"e", b"E")
     assert await table.hand_over(lambda p: next(answers) if p == 1 else True) == {1: 2}
     assert published == [b"a", b"b", b"e"]
+
+
+def test_a_dropped_write_is_undone_in_its_own_partitions_rocksdb(tmp_path: Path) -> None:
+    asyncio.run(a_dropped_write_is_undone_in_its_own_partitions_rocksdb(tmp_path))
+
+
+async def a_dropped_write_is_undone_in_its_own_partitions_rocksdb(tmp_path: Path) -> None:
+    """RocksDB keeps a database per partition and picks it by the event at hand. The batch's
+    last record was of partition 2; the dropped write was of partition 1: it must be undone
+    there, not copied into partition 2's database (where it showed as a second, stale copy
+    of the customer on a worker that then owned partition 2)."""
+    app = faust.App("customer-table-rocksdb-test", store="rocksdb://", datadir=str(tmp_path))
+    table = CustomerTable(app, name="customers", beacon=app.tables.beacon, partitions=4,
+                          key_type=bytes, value_type=bytes)  # fmt: skip
+    app.tables.add(table)
+    table.source_topic = "purchases"
+
+    async def publish_message(fut: Any, wait: bool = False) -> None:
+        return None
+
+    table.changelog_topic.publish_message = publish_message  # type: ignore[method-assign, assignment]
+    table.put(1, b"kept", b"v1")
+    assert await table.hand_over(lambda partition: True) == {}
+
+    class EventAtHand:  # the agent's current record, of partition 2
+        message = SimpleNamespace(topic="purchases", partition=2)
+
+    at_hand = EventAtHand()
+    token = faust.streams._current_event.set(weakref.ref(cast(Any, at_hand)))
+    try:
+        table.put(1, b"kept", b"v2")
+        assert await table.hand_over(lambda partition: partition != 1) == {1: 0}
+    finally:
+        faust.streams._current_event.reset(token)
+    store: Any = table.data
+    assert store._db_for_partition(1).get(b"kept") == b"v1"  # undone where it was written
+    assert store._db_for_partition(2).get(b"kept") is None  # and not copied elsewhere
