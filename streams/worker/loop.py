@@ -141,6 +141,7 @@ class _Partition:
     merge: PartitionMerge[tuple[Checked, Ack, float]] = field(default_factory=PartitionMerge)
     clock_ms: int = 0  # the latest event time applied here (or the wall clock, when live)
     last_seen: dict[Source, int] = field(default_factory=dict)
+    released_upto: dict[Source, int] = field(default_factory=dict)  # highest offset staged
     waiting_since: float | None = None  # wall time since the merge last released a record
     staged: list[_Staged] = field(default_factory=list)  # in the order applied
     # the staged states in the order applied, each written, none merged: a crash part way
@@ -216,6 +217,12 @@ class WorkerLoop:
             log.info("consumer_rewound", partition=record.partition, topic=record.topic,
                      offset=record.offset, last_seen=last_seen, dropped=dropped)  # fmt: skip
         partition.last_seen[record.source] = record.offset
+        released = partition.released_upto.get(record.source)
+        if released is not None and record.offset <= released:
+            # read again after a rewind, but past the merge already: done, or staged and
+            # acked with its batch. Applying it again would be harmless for a customer (the
+            # offset marks) but send the dead letter of an undecodable record a second time.
+            return
         checked = self.processor.check(record)
         kind = "unreadable" if checked.event is None else type(checked.event).__name__
         self.counters.consumed[record.source.name.lower(), kind] += 1
@@ -252,6 +259,7 @@ class WorkerLoop:
             event_ms = self.processor.event_time_ms(checked)
             clock_ms = partition.clock_ms if event_ms is None else max(partition.clock_ms, event_ms)
             self._stage_record(partition, checked, ack, received_s, clock_ms)
+            partition.released_upto[checked.record.source] = checked.record.offset
             partition.clock_ms = clock_ms
             await self._run_due(partition_number)
             await self._flush_if_full()
