@@ -5,7 +5,7 @@ read off an output topic by a consumer (downstream's view).
 The events are the first ones of the benchmark's log (in the order they were published, raw
 bytes as they are there), published again at `offered_eps` to fresh topics made as the
 worker makes them: the broker stamps each record with its append time, which the worker's
-merge orders the two inputs by (and which lets its shipped merge delay be short). A
+merge orders the two inputs by. A
 consumer thread reads the output topics meanwhile; an output is matched to its input by
 `caused_by`, the causing event's id (outputs that time alone caused, `due:...`, are not).
 Each input's latency is its first output's arrival; inputs that cause no output (most)
@@ -201,8 +201,7 @@ def measure(
     codec = make_codec(Settings())
     records = earliest_inputs(bootstrap, log, round(offered_eps * seconds))
     name = unique_name("latency")
-    # as a worker would make them, the inputs stamped by the broker: what the shipped
-    # merge delay assumes (`streams.worker.app.merge_delay_s`)
+    # as a worker would make them, the inputs stamped by the broker (what production runs)
     topics = topics_of(name, partitions, bootstrap, as_the_worker_makes_them=True)
     worker = new_worker(scratch, name, worker_env(bootstrap, name, name, partitions), source)
     probe = KafkaProbe(bootstrap)

@@ -109,13 +109,11 @@ class Settings(BaseSettings):
         "that it would have changed is done without it",
     )
     tick_seconds: float = Field(default=1.0, gt=0, description="wall-clock tick interval")
-    merge_delay_seconds: float | None = Field(
-        default=None,
+    merge_delay_seconds: float = Field(
+        default=2.0,
         ge=0,
         description="how long a record waits for one published just before "
-        "it on the partition's other input topic, when that topic looks idle; unset: "
-        "0.05 when the input topics carry the broker's append time (checked at start), "
-        "else 2 (a POS clock's time must cover its records' way to the broker)",
+        "it on the partition's other input topic, when that topic looks idle",
     )
     # An event dated after its record reached the broker comes from a POS whose clock is wrong:
     # applied, it moves its partition's clock, and the due work after it, that far ahead (a

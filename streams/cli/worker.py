@@ -85,7 +85,8 @@ def worker(
     except StateDirError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EX_IOERR) from None
-    app, _ = build_app(settings, broker_time=prepare_topics(settings))
+    prepare_topics(settings)
+    app, _ = build_app(settings)
     configure_structlog()
     use_log_key(settings.log_key.get_secret_value() if settings.log_key else None)
     Worker(

@@ -50,27 +50,11 @@ def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
 
-# How long a record waits, by default, for the other input topic's view of its end to be
-# recent enough (see `WorkerLoop._caught_up`). With the broker's append time on the records,
-# a record is in a fetch's view of its partition's end a moment after that time: the wait
-# covers the clocks of broker and worker disagreeing and the high watermark's lag behind an
-# append (replication), milliseconds in a healthy cluster. With the POS's own time it must
-# cover a record's whole way from the till to the broker (a producer's linger and retries).
-MERGE_DELAY_BROKER_TIME_S = 0.05
-MERGE_DELAY_PRODUCER_TIME_S = 2.0
-
-
-def merge_delay_s(settings: Settings, broker_time: bool) -> float:
-    """The configured merge delay, or the default for how the inputs are timestamped."""
-    if settings.merge_delay_seconds is not None:
-        return settings.merge_delay_seconds
-    return MERGE_DELAY_BROKER_TIME_S if broker_time else MERGE_DELAY_PRODUCER_TIME_S
-
-
 def prepare_topics(settings: Settings) -> bool:
     """Our topics and the tick topic exist with the configured partition count (the
     changelog is Faust's to create). Returns whether the input topics are known to carry the
-    broker's append time (False when their configs could not be read)."""
+    broker's append time (False when their configs could not be read): the merge's order
+    then matches a replay's even after a producer held records back."""
     topics = TopicNames(settings.topic_prefix)
     ensure_topics(
         settings.kafka,
@@ -127,9 +111,7 @@ def store_options(settings: Settings) -> dict[str, int]:
     }
 
 
-def build_app(settings: Settings, *, broker_time: bool = False) -> tuple[faust.App, WorkerLoop]:
-    """The app and its loop; `broker_time`: the input topics are known to carry the broker's
-    append time (what `prepare_topics` found), which shortens the default merge delay."""
+def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
     program = load_program(settings.rules)
     codec = make_codec(settings)
     codec.prepare()
@@ -283,7 +265,7 @@ def build_app(settings: Settings, *, broker_time: bool = False) -> tuple[faust.A
         caught_up,
         grace_ms=int(settings.late_grace_seconds * 1000),
         live_clock=settings.clock == "live",
-        merge_delay_ms=int(merge_delay_s(settings, broker_time) * 1000),
+        merge_delay_ms=int(settings.merge_delay_seconds * 1000),
         owns=owns,
         observe_latency=observe_latency,
         hand_over=lambda: table.hand_over(owns),
