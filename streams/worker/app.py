@@ -50,11 +50,9 @@ def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
 
-def prepare_topics(settings: Settings) -> bool:
+def prepare_topics(settings: Settings) -> None:
     """Our topics and the tick topic exist with the configured partition count (the
-    changelog is Faust's to create). Returns whether the input topics are known to carry the
-    broker's append time (False when their configs could not be read): the merge's order
-    then matches a replay's even after a producer held records back."""
+    changelog is Faust's to create)."""
     topics = TopicNames(settings.topic_prefix)
     ensure_topics(
         settings.kafka,
@@ -68,16 +66,13 @@ def prepare_topics(settings: Settings) -> bool:
         existing = topic_configs(settings.kafka, topics.inputs)
     except (KafkaException, TimeoutError) as error:  # no DescribeConfigs (README's ACLs), slow
         log.info("input_topic_config_unknown", error=repr(error))
-        return False
-    as_wanted = True
+        return
     for name, config in existing.items():
         for key, wanted in INPUT_TOPIC_CONFIG.items():
             if config.get(key) != wanted:
-                as_wanted = False
                 log.warning("input_topic_config", topic=name, key=key, value=config.get(key),
                             wanted=wanted, why="records a producer held back (a broker "
                             "outage) can be applied out of the order a replay gives")  # fmt: skip
-    return as_wanted and set(existing) == set(topics.inputs)
 
 
 def api_token(settings: Settings) -> str | None:
