@@ -161,7 +161,7 @@ def raise_access_errors(error: KafkaError) -> None:
     that served it with our message; anything else (a broker restarting, a connection
     lost) librdkafka retries by itself, as before."""
     code = error.code()
-    if code == _AUTHENTICATION:
+    if code == _AUTHENTICATION and not _lost_mid_handshake(error):
         raise KafkaAccessError(
             f"Kafka refused our credentials: {_reason(error)}; check "
             f"LOYALTY_KAFKA_SASL_USERNAME, LOYALTY_KAFKA_SASL_PASSWORD and "
@@ -173,6 +173,16 @@ def raise_access_errors(error: KafkaError) -> None:
             f"that signed the broker's certificate) and, for mutual TLS, "
             f"LOYALTY_KAFKA_SSL_CERT_FILE and LOYALTY_KAFKA_SSL_KEY_FILE"
         )
+
+
+def _lost_mid_handshake(error: KafkaError) -> bool:
+    """librdkafka reports a connection that broke during the SASL handshake as an
+    authentication failure too ("SASL SCRAM-SHA-512 mechanism handshake failed: Local: Broker
+    transport failure: broker's supported mechanisms: (n/a)"); the broker refused nothing
+    (its own refusals read "Broker: ..."), and the next connection may well succeed: a
+    reader with the right password got this once on a busy machine, and was told its
+    credentials were refused."""
+    return "handshake failed: Local:" in str(error.str())
 
 
 def _reason(error: KafkaError) -> str:

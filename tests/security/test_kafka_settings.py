@@ -131,6 +131,14 @@ def test_only_refusals_end_a_call_other_errors_are_retried_by_librdkafka() -> No
     with pytest.raises(KafkaAccessError, match="TLS with Kafka failed"):
         raise_access_errors(_Reported(-181, "handshake failed"))  # type: ignore[arg-type]
     raise_access_errors(_Reported(-195, "Broker transport failure"))  # type: ignore[arg-type]
+    # a connection lost mid-handshake is reported as an authentication failure: retried
+    lost = "b:9093/1: SASL SCRAM-SHA-512 mechanism handshake failed: Local: Broker transport "
+    lost += "failure: broker's supported mechanisms: (n/a)"
+    raise_access_errors(_Reported(-169, lost))  # type: ignore[arg-type]
+    with pytest.raises(KafkaAccessError, match="Unsupported SASL mechanism"):
+        refused = "b:9093/1: SASL PLAIN mechanism handshake failed: Broker: Unsupported SASL "
+        refused += "mechanism: broker's supported mechanisms: SCRAM-SHA-512"
+        raise_access_errors(_Reported(-169, refused))  # type: ignore[arg-type]
     raise_access_errors(_Reported(-187, "1/1 brokers are down"))  # type: ignore[arg-type]
 
 
