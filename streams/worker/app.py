@@ -35,6 +35,7 @@ from streams.settings import Settings
 from streams.worker import kafka_transport, memory_store, state_dir
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
+from streams.worker.flow_control import install as keep_delivered_on_resume
 from streams.worker.http_guard import api_guard
 from streams.worker.loop import PartitionLostError, WorkerLoop
 from streams.worker.metrics import WorkerFacts, WorkerMetrics
@@ -147,6 +148,8 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # before any stream buffer registers with Faust's own (see `flow_control`)
+    flow_control = keep_delivered_on_resume(app)
     table = CustomerTable(
         app,
         name=CUSTOMER_TABLE,
@@ -273,6 +276,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         transactions = app.consumer.transactions
         if isinstance(transactions, kafka_transport.GatedTransactionManager):
             transactions.gate = loop.commit_gate  # before the first record is sent anywhere
+        flow_control.keep(stream.channel.queue)  # what Faust delivered, the agent processes
         try:
             await _process(stream)
         except Exception as error:

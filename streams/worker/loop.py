@@ -210,9 +210,10 @@ class WorkerLoop:
             return  # revoked meanwhile: its next owner reads the record
         last_seen = partition.last_seen.get(record.source)
         if last_seen is not None and record.offset <= last_seen:
-            # Faust went back to the committed offsets without a rebalance (it does when it
-            # finds its flow stopped): what is buffered from here on comes again. Records
-            # applied already are skipped by the offset marks when they do.
+            # Faust went back to the committed offsets: when it finds its flow stopped, and at
+            # the end of recovery after records of the new assignment were delivered (see
+            # `flow_control`). What is buffered from here on comes again; records applied
+            # already are skipped by the offset marks when they do.
             dropped = partition.merge.rewind(record.source, record.offset)
             log.info("consumer_rewound", partition=record.partition, topic=record.topic,
                      offset=record.offset, last_seen=last_seen, dropped=dropped)  # fmt: skip
