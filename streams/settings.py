@@ -30,6 +30,9 @@ DEFAULT_RULES = REPO_ROOT / "loyalty-program.toml"
 # A day: far more than any POS clock drifts or a store's outbox holds events back with a
 # clock set right, far less than a clock set to the wrong year or century.
 DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS = 86_400.0
+# Of a worker's RocksDB memory (`store_memory_mb`), what its write buffers may take; the rest
+# caches the blocks read, customers' states looked up before each event among them.
+STORE_WRITE_BUFFERS_SHARE = 0.5
 
 
 class Settings(BaseSettings):
@@ -142,16 +145,25 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(
         default=0, ge=0, description="standby copies of each table partition"
     )
-    # RocksDB keeps one database per table partition, each with its own write buffers and
-    # block cache: Faust's defaults (3 x 64 MB buffers, a 2 GB cache, per partition) let a
-    # worker's memory grow with every state written until the buffers fill (the soak's
-    # worker passed 200 MB holding 2,500 customers' states)
+    # RocksDB keeps one database per table partition. Each had its own block cache and write
+    # buffers, so a worker's memory grew with every partition it took over (issue #8: the
+    # soak's worker stepped from 150 to 281 MB at takeovers); now all of a worker's databases
+    # share one budget (see `streams.worker.rocksdb_memory`)
+    store_memory_mb: int = Field(
+        default=128, ge=16, le=65536,
+        description="RocksDB memory of a worker, all its table partitions together: one "
+        "block cache, of which the write buffers may take up to half",
+    )  # fmt: skip
     store_write_buffer_mb: int = Field(
         default=8, ge=1, le=1024,
-        description="RocksDB write buffer per table partition (up to 3 per partition in memory)",
+        description="size of one RocksDB write buffer: a table partition writes it to disk "
+        "when it is full, or earlier when all partitions' buffers fill their half of "
+        "store_memory_mb",
     )  # fmt: skip
-    store_block_cache_mb: int = Field(
-        default=16, ge=1, le=65536, description="RocksDB block cache per table partition"
+    # was a cache per partition: read only to tell whoever still sets it that it is ignored
+    store_block_cache_mb: int | None = Field(
+        default=None,
+        description="deprecated, ignored: the block cache is one per worker, of store_memory_mb",
     )
 
     @field_validator(
@@ -185,6 +197,22 @@ class Settings(BaseSettings):
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of ours is made from."""
         return KafkaConnection(self.bootstrap_servers, self.kafka_security)
+
+    @property
+    def store_write_buffers_budget_mb(self) -> float:
+        """The part of `store_memory_mb` all write buffers together may take."""
+        return self.store_memory_mb * STORE_WRITE_BUFFERS_SHARE
+
+    @model_validator(mode="after")
+    def _write_buffer_within_budget(self) -> Settings:
+        # a single buffer past the share would be flushed before it is full, every time
+        if self.store_write_buffer_mb > self.store_write_buffers_budget_mb:
+            raise ValueError(
+                f"store_write_buffer_mb ({self.store_write_buffer_mb}) must fit in the write "
+                f"buffers' share of store_memory_mb ({self.store_memory_mb}): at most "
+                f"{self.store_write_buffers_budget_mb:g}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kafka_security_consistent(self) -> Settings:

@@ -99,15 +99,25 @@ def store_url(settings: Settings) -> str:
 
 
 def store_options(settings: Settings) -> dict[str, int]:
-    """RocksDB's memory per table partition (see `Settings.store_write_buffer_mb`)."""
+    """RocksDB's memory: the size of each write buffer, and the budget every table partition
+    of the worker shares (see `Settings.store_memory_mb` and `rocksdb_memory`)."""
     return {
         "write_buffer_size": settings.store_write_buffer_mb * 2**20,
         "max_write_buffer_number": 3,
-        "block_cache_size": settings.store_block_cache_mb * 2**20,
+        "memory_budget_size": settings.store_memory_mb * 2**20,
+        "write_buffer_budget_size": round(settings.store_write_buffers_budget_mb * 2**20),
     }
 
 
+def warn_ignored_settings(settings: Settings) -> None:
+    if settings.store_block_cache_mb is not None:
+        log.warning("setting_ignored", setting="LOYALTY_STORE_BLOCK_CACHE_MB",
+                    instead="LOYALTY_STORE_MEMORY_MB", why="RocksDB's block cache is one per "
+                    "worker now, no longer one per table partition")  # fmt: skip
+
+
 def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
+    warn_ignored_settings(settings)
     program = load_program(settings.rules)
     codec = make_codec(settings)
     codec.prepare()

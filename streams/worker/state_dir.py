@@ -11,7 +11,8 @@ it again. The exit is immediate, as a SIGKILL is, not Faust's graceful shutdown:
 commit and write the store again (the persisted changelog offsets), on the same bad disk.
 The worker is built to survive a SIGKILL at any moment (see `loop`), so nothing is lost.
 
-Registered with Faust under the URL scheme `loyalty-rocksdb://`."""
+The store also opens every partition's database on the worker's one RocksDB memory budget
+(see `rocksdb_memory`). Registered with Faust under the URL scheme `loyalty-rocksdb://`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ import faust.stores
 import structlog
 from faust.stores.rocksdb import Store
 from faust.types import TP
+
+from streams.worker.rocksdb_memory import SharedBudgetOptions
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +95,16 @@ def is_store_error(error: BaseException) -> bool:
 
 
 class FailStopRocksDBStore(Store):
-    """Faust's RocksDB store, but a write (or an open) RocksDB refuses stops the worker."""
+    """Faust's RocksDB store, but a write (or an open) RocksDB refuses stops the worker, and
+    the databases of all its partitions share the worker's memory budget."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Faust made its options from the table's (`self.options`, less what it took out of
+        # them), with a cache per database: the same options, on the shared budget instead
+        self.rocksdb_options = SharedBudgetOptions(
+            **(self.options or {}), use_rocksdict=self.use_rocksdict
+        )
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
