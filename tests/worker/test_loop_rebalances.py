@@ -100,16 +100,17 @@ class FaustModel:
 
 
 class Worker:
-    """A loop on the surviving table (the changelog), fenced or not."""
+    """A loop on the surviving table (the changelog), fenced or not, owning `partitions`."""
 
     def __init__(self, codec: Codec, model: FaustModel, table: DictTable) -> None:
         self.model = model
         self.fenced = False
+        self.partitions: set[int] = set(range(PARTITIONS))
         self.sent: list[Outbound] = []
         processor = Processor(load_program(DEFAULT_RULES), codec, TOPICS, PARTITIONS)
         self.loop = WorkerLoop(
             processor, table, self._send, model.caught_up, grace_ms=0, live_clock=False,
-            merge_delay_ms=0, owns=lambda _partition: not self.fenced,
+            merge_delay_ms=0, owns=lambda partition: not self.fenced and partition in self.partitions,
         )  # fmt: skip
 
     async def _send(self, outbound: list[Outbound], _partition: int) -> None:
@@ -187,6 +188,85 @@ def test_rebalances_crashes_and_raced_seeks_change_nothing(
 ) -> None:
     expected_table, expected_outputs = reference(codec, log)
     table, outputs, model, happened = asyncio.run(drive(codec, log, seed))
+    assert happened["rebalance"] and happened["crash"] and happened["raced seek"]
+    assert table == expected_table
+    assert set(outputs) == set(expected_outputs)
+    assert model.committed == {key: len(records) for key, records in model.records.items()}
+
+
+async def drive_group(
+    codec: Codec, log: list[InputRecord], seed: int
+) -> tuple[DictTable, Counter[str], FaustModel, Counter[str]]:
+    """Two workers of one group: partitions move between them at every rebalance (each
+    gives up all of its own first, as the eager protocol has it), and a worker killed is
+    replaced by a new one, its partitions going to whoever the next assignment says."""
+    rnd = random.Random(seed)
+    model = FaustModel(log)
+    table = DictTable()
+    members = [Worker(codec, model, table), Worker(codec, model, table)]
+    everyone = list(members)
+    happened: Counter[str] = Counter()
+    recovering = False
+
+    async def rebalance(dead: Worker | None = None) -> None:
+        for member in members:
+            if member is not dead:
+                member.fenced = True
+                await member.loop.flush()  # during the rebalance: given up
+                member.fenced = False
+                member.loop.revoke(member.partitions)
+        if dead is not None:
+            replacement = Worker(codec, model, table)
+            members[members.index(dead)] = replacement
+            everyone.append(replacement)
+        owners = [rnd.randrange(len(members)) for _ in range(PARTITIONS)]
+        for index, member in enumerate(members):
+            member.partitions = {p for p in range(PARTITIONS) if owners[p] == index}
+            member.loop.assign(member.partitions)
+        model.assigned()
+
+    def owner_of(partition: int) -> Worker:
+        return next(member for member in members if partition in member.partitions)
+
+    await rebalance()
+    while model.pending() or recovering:
+        roll = rnd.random()
+        if roll < 0.02:
+            happened["rebalance"] += 1
+            await rebalance()
+            recovering = True
+        elif roll < 0.03:
+            happened["crash"] += 1
+            await rebalance(dead=rnd.choice(members))
+            recovering = True
+        elif recovering and (roll < 0.06 or not model.pending()):
+            raced = rnd.random() < 0.5
+            happened["raced seek" if raced else "seek"] += 1
+            model.seek(raced=raced)
+            recovering = False
+        elif roll < 0.08:
+            model.commit()
+            partition = rnd.randrange(PARTITIONS)
+            await owner_of(partition).loop.on_tick(partition, 0)
+        else:
+            record = model.deliver(rnd.choice(model.pending()))
+            ack = model.ack_for(record)
+            await owner_of(record.partition).loop.on_record(
+                record, ack, more_coming=rnd.random() < 0.7
+            )
+    for partition in range(PARTITIONS):
+        await owner_of(partition).loop.on_tick(partition, 0)
+    model.commit()
+    outputs = Counter(s.event_id for w in everyone for s in w.sent if s.event_id is not None)
+    return table, outputs, model, happened
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_partitions_moving_between_workers_change_nothing(
+    codec: Codec, log: list[InputRecord], seed: int
+) -> None:
+    expected_table, expected_outputs = reference(codec, log)
+    table, outputs, model, happened = asyncio.run(drive_group(codec, log, seed))
     assert happened["rebalance"] and happened["crash"] and happened["raced seek"]
     assert table == expected_table
     assert set(outputs) == set(expected_outputs)
