@@ -110,8 +110,11 @@ class Worker:
         processor = Processor(load_program(DEFAULT_RULES), codec, TOPICS, PARTITIONS)
         self.loop = WorkerLoop(
             processor, table, self._send, model.caught_up, grace_ms=0, live_clock=False,
-            merge_delay_ms=0, owns=lambda partition: not self.fenced and partition in self.partitions,
+            merge_delay_ms=0, owns=self.owns,
         )  # fmt: skip
+
+    def owns(self, partition: int) -> bool:
+        return not self.fenced and partition in self.partitions
 
     async def _send(self, outbound: list[Outbound], _partition: int) -> None:
         self.sent.extend(outbound)
