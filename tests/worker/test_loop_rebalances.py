@@ -120,53 +120,6 @@ class Worker:
         self.sent.extend(outbound)
 
 
-async def drive(
-    codec: Codec, log: list[InputRecord], seed: int
-) -> tuple[DictTable, Counter[str], FaustModel, Counter[str]]:
-    """The log through workers on one table, with random rebalances and crashes; returns the
-    table, the outputs of all of them, the model, and what happened."""
-    rnd = random.Random(seed)
-    model = FaustModel(log)
-    table = DictTable()
-    workers = [Worker(codec, model, table)]
-    happened: Counter[str] = Counter()
-    recovering = False  # between an assignment and its seek
-    while model.pending() or recovering:
-        worker = workers[-1]
-        roll = rnd.random()
-        if roll < 0.02:
-            happened["rebalance"] += 1
-            worker.fenced = True
-            await worker.loop.flush()  # during the rebalance: given up
-            worker.fenced = False
-            worker.loop.revoke(range(PARTITIONS))  # eager: everything goes, then comes back
-            worker.loop.assign(range(PARTITIONS))
-            model.assigned()
-            recovering = True
-        elif roll < 0.03:
-            happened["crash"] += 1
-            workers.append(Worker(codec, model, table))
-            model.assigned()
-            recovering = True
-        elif recovering and (roll < 0.06 or not model.pending()):
-            raced = rnd.random() < 0.5
-            happened["raced seek" if raced else "seek"] += 1
-            model.seek(raced=raced)
-            recovering = False
-        elif roll < 0.08:
-            model.commit()
-            await worker.loop.on_tick(rnd.randrange(PARTITIONS), 0)
-        else:
-            record = model.deliver(rnd.choice(model.pending()))
-            ack = model.ack_for(record)
-            await worker.loop.on_record(record, ack, more_coming=rnd.random() < 0.7)
-    for partition in range(PARTITIONS):
-        await workers[-1].loop.on_tick(partition, 0)
-    model.commit()
-    outputs = Counter(s.event_id for w in workers for s in w.sent if s.event_id is not None)
-    return table, outputs, model, happened
-
-
 def reference(codec: Codec, log: list[InputRecord]) -> tuple[DictTable, Counter[str]]:
     """One worker, the log in publish order, nothing happening."""
     model = FaustModel(log)
@@ -185,31 +138,21 @@ def reference(codec: Codec, log: list[InputRecord]) -> tuple[DictTable, Counter[
     return table, Counter(s.event_id for s in worker.sent if s.event_id is not None)
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_rebalances_crashes_and_raced_seeks_change_nothing(
-    codec: Codec, log: list[InputRecord], seed: int
-) -> None:
-    expected_table, expected_outputs = reference(codec, log)
-    table, outputs, model, happened = asyncio.run(drive(codec, log, seed))
-    assert happened["rebalance"] and happened["crash"] and happened["raced seek"]
-    assert table == expected_table
-    assert set(outputs) == set(expected_outputs)
-    assert model.committed == {key: len(records) for key, records in model.records.items()}
-
-
-async def drive_group(
-    codec: Codec, log: list[InputRecord], seed: int
+async def drive(
+    codec: Codec, log: list[InputRecord], seed: int, workers: int
 ) -> tuple[DictTable, Counter[str], FaustModel, Counter[str]]:
-    """Two workers of one group: partitions move between them at every rebalance (each
+    """The log through `workers` workers of one group on one table (the changelog), with
+    random rebalances and crashes: partitions move between them at every rebalance (each
     gives up all of its own first, as the eager protocol has it), and a worker killed is
-    replaced by a new one, its partitions going to whoever the next assignment says."""
+    replaced by a new one, its partitions going to whoever the next assignment says.
+    Returns the table, the outputs of all of them, the model, and what happened."""
     rnd = random.Random(seed)
     model = FaustModel(log)
     table = DictTable()
-    members = [Worker(codec, model, table), Worker(codec, model, table)]
+    members = [Worker(codec, model, table) for _ in range(workers)]
     everyone = list(members)
     happened: Counter[str] = Counter()
-    recovering = False
+    recovering = False  # between an assignment and its seek
 
     async def rebalance(dead: Worker | None = None) -> None:
         for member in members:
@@ -232,6 +175,7 @@ async def drive_group(
         return next(member for member in members if partition in member.partitions)
 
     await rebalance()
+    recovering = True
     while model.pending() or recovering:
         roll = rnd.random()
         if roll < 0.02:
@@ -264,12 +208,24 @@ async def drive_group(
     return table, outputs, model, happened
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_partitions_moving_between_workers_change_nothing(
-    codec: Codec, log: list[InputRecord], seed: int
+@pytest.fixture(scope="module")
+def expected(codec: Codec, log: list[InputRecord]) -> tuple[DictTable, Counter[str]]:
+    return reference(codec, log)
+
+
+@pytest.mark.parametrize(
+    ("workers", "seed"), [(1, seed) for seed in range(12)] + [(2, seed) for seed in range(8)]
+)
+def test_rebalances_crashes_and_raced_seeks_change_nothing(
+    codec: Codec,
+    log: list[InputRecord],
+    expected: tuple[DictTable, Counter[str]],
+    workers: int,
+    seed: int,
 ) -> None:
-    expected_table, expected_outputs = reference(codec, log)
-    table, outputs, model, happened = asyncio.run(drive_group(codec, log, seed))
+    """One worker, and two that partitions move between."""
+    expected_table, expected_outputs = expected
+    table, outputs, model, happened = asyncio.run(drive(codec, log, seed, workers))
     assert happened["rebalance"] and happened["crash"] and happened["raced seek"]
     assert table == expected_table
     assert set(outputs) == set(expected_outputs)
