@@ -62,6 +62,7 @@ STEADY_AFTER = 0.1  # the first tenth of the run is warm-up: the curve's "start"
 class Sample:
     at_s: float  # seconds since the traffic started
     rss_mb: dict[str, float]  # per worker running at the time
+    store_mb: dict[str, float | None]  # of that, what RocksDB's budget holds (memtables too)
     customers: int | None  # in the table, summed over the workers' /stats (None: one down)
     lag: int
 
@@ -72,6 +73,7 @@ class SoakResult:
     rate_eps: float
     restart_every_min: float
     worker_code: str  # the commit the workers ran (`+dirty`: the working tree, changed)
+    worker_settings: dict[str, str] = field(default_factory=dict)  # beyond the defaults
     published: int = 0
     restarts: int = 0
     samples: list[Sample] = field(default_factory=list)
@@ -85,16 +87,21 @@ class SoakResult:
     drain_s: float = 0.0
     died_on_their_own: list[str] = field(default_factory=list)
 
-    def curve(self, worker: str = "worker-0") -> dict[str, float | None]:
-        """RSS (MB) of `worker` just after warm-up, at the middle and at the end of the run."""
-        points = [(s.at_s, s.rss_mb.get(worker)) for s in self.samples]
-        points = [(at, rss) for at, rss in points if rss is not None]
+    def curve(self, worker: str = "worker-0", of: str = "rss_mb") -> dict[str, float | None]:
+        """RSS (MB) of `worker` just after warm-up, at the middle and at the end of the run;
+        with `of="store_mb"`, the RocksDB part of it."""
+        readings: list[dict[str, float | None]] = [getattr(s, of) for s in self.samples]
+        points: list[tuple[float, float]] = [
+            (s.at_s, mb)
+            for s, reading in zip(self.samples, readings, strict=True)
+            if (mb := reading.get(worker)) is not None
+        ]
         if not points:
             return {"start": None, "middle": None, "end": None}
         total = points[-1][0]
 
         def at(fraction: float) -> float:
-            return min(points, key=lambda point: abs(point[0] - fraction * total))[1]  # type: ignore[return-value]
+            return min(points, key=lambda point: abs(point[0] - fraction * total))[1]
 
         return {"start": at(STEADY_AFTER), "middle": at(0.5), "end": at(1.0)}
 
@@ -107,20 +114,31 @@ class SoakResult:
         return {"middle": middle, "end": known[-1][1]}
 
 
-def idle_releases(worker: WorkerProcess) -> int:
-    """The worker's `loyalty_merge_idle_releases_total` (0 if it does not answer)."""
+def scraped(worker: WorkerProcess, prefix: str) -> float | None:
+    """The sum of the worker's /metrics samples whose line starts with `prefix` (a name, or
+    a name and the start of its labels); None if it does not answer."""
     try:
         with urllib.request.urlopen(  # nosec B310: a literal http:// URL
             f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5
         ) as response:
             text = response.read().decode()
     except OSError:
-        return 0
+        return None
     return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("loyalty_merge_idle_releases_total")
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
     )
+
+
+def idle_releases(worker: WorkerProcess) -> int:
+    """The worker's `loyalty_merge_idle_releases_total` (0 if it does not answer)."""
+    return int(scraped(worker, "loyalty_merge_idle_releases_total") or 0)
+
+
+def store_mb(worker: WorkerProcess) -> float | None:
+    """What RocksDB's shared budget holds (memtables included), in MB: the part of the RSS
+    RocksDB accounts for."""
+    used = scraped(worker, 'loyalty_store_memory_bytes{part="used"}')
+    return None if used is None else round(used / 2**20, 1)
 
 
 def dead_letter_kinds(bootstrap: str, topic: str, codec: Codec) -> dict[str, int]:
@@ -177,14 +195,15 @@ class SteadyTraffic(threading.Thread):
 
 
 def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
-         customers: int, scratch: Path, commit: str | None) -> SoakResult:  # fmt: skip
+         customers: int, scratch: Path, commit: str | None,
+         worker_settings: dict[str, str]) -> SoakResult:  # fmt: skip
     source, revision = worker_source(scratch, commit)
-    result = SoakResult(minutes, rate, restart_every, revision)
+    result = SoakResult(minutes, rate, restart_every, revision, worker_settings)
     with bench_broker(scratch) as broker:
         bootstrap = broker.bootstrap_servers
         prefix, app_id = unique_name("soak"), unique_name("soak-app")
         topics = topics_of(prefix, PARTITIONS, bootstrap)
-        env = worker_env(bootstrap, prefix, app_id, PARTITIONS)
+        env = {**worker_env(bootstrap, prefix, app_id, PARTITIONS), **worker_settings}
         settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, app_id=app_id,
                             partitions=PARTITIONS, clock="event")  # fmt: skip
         codec = make_codec(settings)
@@ -217,11 +236,13 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
                         rss_mb={
                             w.name: round(rss_mb(worker_pid(w))[0], 1) for w in workers if w.alive()
                         },
+                        store_mb={w.name: store_mb(w) for w in workers if w.alive()},
                         customers=table_customers(workers),
                         lag=probe.lag(app_id, topics.inputs),
                     )
                     result.samples.append(sample)
-                    print(f"{sample.at_s:7.0f} s  rss {sample.rss_mb}  customers "
+                    print(f"{sample.at_s:7.0f} s  rss {sample.rss_mb}  rocksdb "
+                          f"{sample.store_mb}  customers "
                           f"{sample.customers}  lag {sample.lag}", flush=True)  # fmt: skip
                     next_sample = now + sample_every
                 for worker in workers:
@@ -258,6 +279,7 @@ def write_results(result: SoakResult, name: str) -> Path:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         **asdict(result),
         "rss_curve_mb": result.curve(),
+        "rocksdb_curve_mb": result.curve(of="store_mb"),
         "table_customers": result.table_sizes(),
     }
     path = RESULTS / f"{name}.json"
@@ -269,6 +291,10 @@ def write_results(result: SoakResult, name: str) -> Path:
         f"{result.worker_code})",
         f"published {result.published:,} events; drained in {result.drain_s} s after the traffic",
         f"worker-0 RSS (MB): start {curve['start']}, middle {curve['middle']}, end {curve['end']}",
+        "  of which RocksDB's budget holds (MB): start {start}, middle {middle}, end {end}".format(
+            **result.curve(of="store_mb")
+        ),
+        f"worker settings beyond the defaults: {result.worker_settings or 'none'}",
         f"customers in the table: middle {result.table_sizes()['middle']}, "
         f"end {result.table_sizes()['end']}",
         f"max lag during the run: {max((s.lag for s in result.samples), default=0):,}",
@@ -294,9 +320,18 @@ def main(
         typer.Option(help="run the worker of this commit (e.g. HEAD) instead of the tree's"),
     ] = None,
     results: Annotated[str, typer.Option(help="name of the result files")] = "soak-latest",
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE for the workers' environment, e.g. "
+            "LOYALTY_STORE_MEMORY_MB=32 or MALLOC_ARENA_MAX=2; repeatable"
+        ),
+    ] = None,
 ) -> None:
+    worker_settings = dict(item.split("=", 1) for item in env or [])
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
-        result = soak(minutes, rate, restart_every, sample_every, customers, Path(scratch), commit)
+        result = soak(minutes, rate, restart_every, sample_every, customers, Path(scratch), commit,
+                      worker_settings)  # fmt: skip
     path = write_results(result, results)
     typer.echo((RESULTS / f"{results}.txt").read_text())
     typer.echo(f"wrote {path}")

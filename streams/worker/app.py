@@ -32,7 +32,7 @@ from streams.broker.topics import INPUT_TOPIC_CONFIG, TopicNames, ensure_topics,
 from streams.contract import make_codec
 from streams.program import load_program
 from streams.settings import Settings
-from streams.worker import kafka_transport, memory_store, state_dir
+from streams.worker import kafka_transport, memory_store, rocksdb_memory, state_dir
 from streams.worker.customer_table import CustomerTable
 from streams.worker.envelope import CUSTOMER_TABLE
 from streams.worker.flow_control import install as keep_delivered_on_resume
@@ -397,4 +397,5 @@ def worker_facts(app: faust.App, loop: WorkerLoop, source_of: dict[str, Source])
         ),
         recovery_duration_s=recovery_duration_s,
         ready=lambda: recovered(app) and partitions_assigned() > 0,
+        store_memory=rocksdb_memory.usage,
     )

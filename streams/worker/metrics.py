@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,6 +47,8 @@ class WorkerFacts:
     recovery_remaining: Callable[[], int]
     recovery_duration_s: Callable[[], float | None]
     ready: Callable[[], bool]
+    # RocksDB's shared memory budget: "budget", "used", "pinned" bytes (empty: no RocksDB)
+    store_memory: Callable[[], Mapping[str, int]] = dict
 
 
 class WorkerMetrics:
@@ -59,6 +67,10 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.registry.register(_LoopCollector(loop, facts))
+        # process_resident_memory_bytes, CPU seconds, open fds; python_gc_*: what an alert on
+        # a growing worker watches, beside what RocksDB's budget holds of it
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def observe(self, processing_s: float, event_lag_s: float | None) -> None:
         self.processing.observe(max(0.0, processing_s))
@@ -237,6 +249,14 @@ class _LoopCollector(Collector):
             "loyalty_recovery_duration_seconds",
             "How long the latest completed recovery took.",
             facts.recovery_duration_s(),
+        )
+        yield _gauge(
+            "loyalty_store_memory_bytes",
+            "RocksDB's memory budget shared by the worker's table partitions ('budget'), what "
+            "its cache holds, memtables included ('used'), the part of that not evictable "
+            "('pinned').",
+            labels=("part",),
+            values={(part,): float(n) for part, n in facts.store_memory().items()},
         )
         yield _gauge(
             "loyalty_worker_ready",

@@ -69,6 +69,23 @@ def shared_memory(budget: MemoryBudget) -> SharedMemory:
         return shared
 
 
+def usage() -> dict[str, int]:
+    """Bytes of the process's budgets (summed, in the rare process with several): `budget`,
+    the caches' capacity; `used`, what the cache holds now, memtables charged to it included;
+    `pinned`, the part of it in use and not evictable (blocks being read, L0's index and
+    filter blocks, memtables). Empty before the first database opens (or under the memory
+    store): nothing is budgeted."""
+    with _shared_lock:
+        budgets = list(_shared.values())
+    if not budgets:
+        return {}
+    return {
+        "budget": sum(shared.budget.cache_bytes for shared in budgets),
+        "used": sum(shared.cache.get_usage() for shared in budgets),
+        "pinned": sum(shared.cache.get_pinned_usage() for shared in budgets),
+    }
+
+
 class SharedBudgetOptions(RocksDBOptions):
     """Faust's options for a table partition's database, except for memory: the process's
     shared cache and write buffer manager instead of a cache of the database's own."""

@@ -28,6 +28,7 @@ def facts() -> WorkerFacts:
         recovery_remaining=lambda: 0,
         recovery_duration_s=lambda: 1.5,
         ready=lambda: True,
+        store_memory=lambda: {"budget": 128 * 2**20, "used": 5_000, "pinned": 1_000},
     )
 
 
@@ -67,6 +68,10 @@ def test_every_documented_metric_is_exported_and_labelled_series_start_at_zero(
         scraped["loyalty_consumer_lag_records", (("partition", "0"), ("topic", "purchases"))] == 7
     )
     assert scraped["loyalty_recovery_duration_seconds", ()] == 1.5
+    assert scraped["loyalty_store_memory_bytes", (("part", "budget"),)] == 128 * 2**20
+    assert scraped["loyalty_store_memory_bytes", (("part", "used"),)] == 5_000
+    # the process's own, for an alert on a worker that keeps growing
+    assert scraped["process_resident_memory_bytes", ()] > 10 * 2**20
 
 
 def test_after_a_log_the_counters_and_gauges_say_what_the_loop_did(

@@ -186,3 +186,18 @@ def test_only_rocksdict_can_share_a_budget() -> None:
     with pytest.raises(ValueError, match="rocksdict"):
         SharedBudgetOptions(memory_budget_size=MiB, write_buffer_budget_size=MiB,
                             use_rocksdict=False)  # fmt: skip
+
+
+def test_usage_reports_the_budget_and_what_the_partitions_hold_of_it(tmp_path: Path) -> None:
+    assert rocksdb_memory.usage() == {}  # no database yet: nothing budgeted, no series
+    options = shared_options(cache_bytes=8 * MiB, write_buffer_bytes=4 * MiB)
+    dbs = open_partitions(options, tmp_path, 2)
+    for seed, db in enumerate(dbs):
+        write(db, 2_000, seed=seed)
+
+    usage = rocksdb_memory.usage()
+
+    assert usage["budget"] == 8 * MiB
+    # both partitions' memtables are charged to the one cache the metric reads
+    assert usage["used"] >= 2 * 2_000 * VALUE_BYTES
+    assert 0 <= usage["pinned"] <= usage["used"]
