@@ -127,7 +127,7 @@ def documented_metrics() -> dict[str, str]:
     """Metric name -> type, from the tables of docs/metrics.md."""
     documented = {}
     for line in METRICS_DOC.read_text().splitlines():
-        row = re.match(r"\|\s*`(loyalty_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|", line)
+        row = re.match(r"\|\s*`((?:loyalty|process)_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|", line)
         if row:
             documented[row.group(1)] = row.group(2)
     return documented
