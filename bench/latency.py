@@ -15,34 +15,44 @@ splits the figure into the worker's part and the delivery to the consumer."""
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from bench.harness import (
+    RESULTS,
     BenchBroker,
     KafkaProbe,
+    bench_broker,
     ensure_alive,
     keep_log,
     new_worker,
     produce,
+    publish_simulated,
+    scratch_dir,
     topics_of,
     unique_name,
     worker_env,
+    worker_source,
 )
 from streams.broker import TopicNames
 from streams.broker.security import librdkafka_config
 from streams.contract import Codec, make_codec
 from streams.settings import Settings
 from streams.tools.publish import paced
+from streams.tools.simulate import SimulationConfig
 from streams.tools.topic_census import read_topic
 
+PARTITIONS = 8
 SETTLE_S = 3.0  # after lag zero: the last outputs' way to the consumer
 
 
@@ -194,16 +204,19 @@ def measure(
     offered_eps: float,
     seconds: float,
     timeout_s: float,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A worker (shipped defaults, event clock) on fresh topics, ready before the first event;
-    `offered_eps` for `seconds`, then until the group has committed everything."""
+    """A worker (shipped defaults but `settings`, event clock) on fresh topics, ready before
+    the first event; `offered_eps` for `seconds`, then until the group has committed
+    everything."""
     bootstrap = broker.bootstrap_servers
     codec = make_codec(Settings())
     records = earliest_inputs(bootstrap, log, round(offered_eps * seconds))
     name = unique_name("latency")
     # as a worker would make them, the inputs stamped by the broker (what production runs)
     topics = topics_of(name, partitions, bootstrap, as_the_worker_makes_them=True)
-    worker = new_worker(scratch, name, worker_env(bootstrap, name, name, partitions), source)
+    env = worker_env(bootstrap, name, name, partitions, **(settings or {}))
+    worker = new_worker(scratch, name, env, source)
     probe = KafkaProbe(bootstrap)
     watcher = OutputWatcher(bootstrap, topics.outputs, make_codec(Settings()))
     try:
@@ -228,5 +241,54 @@ def measure(
         "events": len(published_at),
         "seconds": round(publish_s, 1),
         "outputs": watcher.outputs,
+        "settings": settings or {},
         **latency_summary(published_at, watcher.seen_at),
     }
+
+
+def main(
+    offered_eps: Annotated[float, typer.Option(help="events per second published")] = 600.0,
+    seconds: Annotated[float, typer.Option(help="of offered load, per run")] = 60.0,
+    merge_delay: Annotated[
+        list[float] | None,
+        typer.Option(help="LOYALTY_MERGE_DELAY_SECONDS of a run; repeatable (default: 2)"),
+    ] = None,
+    commit: Annotated[
+        str | None,
+        typer.Option(help="run the worker of this commit (e.g. HEAD) instead of the tree's"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds one run may take")] = 1800.0,
+    results: Annotated[str, typer.Option(help="name of the result file")] = "latency-latest",
+) -> None:
+    """End-to-end latency runs side by side on one simulated log, one per merge delay (the
+    wait for the other input that orders a partition's two topics), in the order given."""
+    delays = merge_delay or [2.0]
+    config = SimulationConfig(customers=10_000, events=round(offered_eps * seconds) + 1000,
+                              seed=7)  # fmt: skip
+    with scratch_dir() as scratch_name, bench_broker(Path(scratch_name)) as broker:
+        scratch = Path(scratch_name)
+        source, version = worker_source(scratch, commit)
+        log = topics_of(unique_name("log"), PARTITIONS, broker.bootstrap_servers)
+        publish_simulated(broker.bootstrap_servers, log, make_codec(Settings()), config)
+        runs = []
+        for delay in delays:
+            run = measure(broker, scratch, source, log, PARTITIONS, offered_eps, seconds,
+                          timeout, {"merge_delay_seconds": f"{delay:g}"})  # fmt: skip
+            typer.echo(json.dumps(run), err=True)
+            runs.append(run)
+    lines = [f"end-to-end latency at {offered_eps:,.0f} events/s for {seconds:g} s per run, "
+             f"worker {version} (POS publish to output read; ms)",
+             "merge delay s   p50     p99    p99.9   inputs with an output"]  # fmt: skip
+    for delay, run in zip(delays, runs, strict=True):
+        lines.append(f"{delay:>12g} {run['p50']:>6,.0f} {run['p99']:>7,.0f} {run['p999']:>8,.0f}"
+                     f"   {run['matched']:,}")  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "worker_version": version,
+               "offered_eps": offered_eps, "runs": runs}  # fmt: skip
+    (RESULTS / f"{results}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{results}.txt").write_text("\n".join(lines) + "\n")
+    typer.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    typer.run(main)

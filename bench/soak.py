@@ -21,6 +21,7 @@ the audit finds a mismatch or a worker died on its own. The worker runs with the
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 import time
@@ -34,6 +35,7 @@ from typing import Annotated, Any
 import typer
 
 from bench.harness import (
+    REPO_ROOT,
     RESULTS,
     KafkaProbe,
     bench_broker,
@@ -195,8 +197,8 @@ class SteadyTraffic(threading.Thread):
 
 
 def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
-         customers: int, scratch: Path, commit: str | None,
-         worker_settings: dict[str, str]) -> SoakResult:  # fmt: skip
+         customers: int, scratch: Path, commit: str | None, worker_settings: dict[str, str],
+         heap_trace: Path | None = None) -> SoakResult:  # fmt: skip
     source, revision = worker_source(scratch, commit)
     result = SoakResult(minutes, rate, restart_every, revision, worker_settings)
     with bench_broker(scratch) as broker:
@@ -208,6 +210,14 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
                             partitions=PARTITIONS, clock="event")  # fmt: skip
         codec = make_codec(settings)
         workers = [new_worker(scratch, f"worker-{i}", env, source) for i in range(2)]
+        if heap_trace is not None:
+            # worker-0, never killed, under tracemalloc (bench.heap_trace: of the tree's
+            # bench/, whichever commit's streams/ it runs)
+            heap_trace.unlink(missing_ok=True)
+            paths = [str(p) for p in (source, REPO_ROOT) if p is not None]
+            traced = {**env, "LOYALTY_HEAP_TRACE": str(heap_trace),
+                      "PYTHONPATH": os.pathsep.join(paths)}  # fmt: skip
+            workers[0] = new_worker(scratch, "worker-0", traced, source, "bench.heap_trace")
         probe = KafkaProbe(bootstrap)
         for worker in workers:
             worker.start()
@@ -327,11 +337,19 @@ def main(
             "LOYALTY_STORE_MEMORY_MB=32 or MALLOC_ARENA_MAX=2; repeatable"
         ),
     ] = None,
+    trace_heap: Annotated[
+        bool,
+        typer.Option(
+            help="worker-0 under tracemalloc: what grew, every 5 min, in "
+            "bench/results/<results>-heap.txt (bench.heap_trace)"
+        ),
+    ] = False,
 ) -> None:
     worker_settings = dict(item.split("=", 1) for item in env or [])
+    heap_trace = RESULTS / f"{results}-heap.txt" if trace_heap else None
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         result = soak(minutes, rate, restart_every, sample_every, customers, Path(scratch), commit,
-                      worker_settings)  # fmt: skip
+                      worker_settings, heap_trace)  # fmt: skip
     path = write_results(result, results)
     typer.echo((RESULTS / f"{results}.txt").read_text())
     typer.echo(f"wrote {path}")

@@ -145,6 +145,18 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(
         default=0, ge=0, description="standby copies of each table partition"
     )
+    # Kafka's static membership (KIP-345): a worker that restarts under the same id within
+    # the session timeout gets its partitions back without a rebalance, so it recovers from
+    # its local RocksDB at once and the other workers are not interrupted. Unique per worker
+    # (a StatefulSet pod's name); two live workers with one id fence each other.
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="the worker's static group membership id, unique in the group; unset: "
+        "dynamic membership (every restart rebalances the group)",
+    )
     # RocksDB keeps one database per table partition. Each had its own block cache and write
     # buffers, so a worker's memory grew with every partition it took over (issue #8: the
     # soak's worker stepped from 150 to 281 MB at takeovers); now all of a worker's databases

@@ -138,6 +138,7 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         topic_allow_declare=True,
         processing_guarantee=settings.processing_guarantee,
         table_standby_replicas=settings.standby_replicas,
+        consumer_group_instance_id=settings.group_instance_id,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         # a SIGKILLed worker's partitions move on after this, not after Faust's 60 s default
@@ -340,7 +341,10 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         loop.revoke({tp.partition for tp in revoked if tp.topic == topics.purchases})
 
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        loop.assign({tp.partition for tp in assigned if tp.topic == topics.purchases})
+        partitions = {tp.partition for tp in assigned if tp.topic == topics.purchases}
+        log.info("partitions_assigned", partitions=sorted(partitions),
+                 rebalance=loop.counters.assignments + 1)  # fmt: skip
+        loop.assign(partitions)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

@@ -112,6 +112,9 @@ class LoopCounters:
     # records that went ahead after `max_idle_s` without knowing the other source's end: the
     # order of those may differ from the reference's (a rising count is worth an alert)
     idle_releases: int = 0
+    # assignments received (rebalances this worker took part in): a worker restarted under
+    # static membership comes back without one, the other workers' count stands still
+    assignments: int = 0
     _stores: set[str] = field(default_factory=set)
 
     def store_label(self, store_id: str | None) -> str:
@@ -473,6 +476,7 @@ class WorkerLoop:
     def assign(self, partitions: Iterable[int]) -> None:
         """Partitions given to this worker by a rebalance: known before their first record, so
         that the first record of any of them indexes them all in one scan of the table."""
+        self.counters.assignments += 1
         for number in partitions:
             self._partitions.setdefault(number, _Partition())
 

@@ -224,6 +224,12 @@ class _LoopCollector(Collector):
         )
         idle.add_metric([], counters.idle_releases)
         yield idle
+        rebalances = CounterMetricFamily(
+            "loyalty_rebalances",
+            "Partition assignments this worker received: one per rebalance it took part in.",
+        )
+        rebalances.add_metric([], counters.assignments)
+        yield rebalances
         yield _gauge(
             "loyalty_merge_buffered_records",
             "Records held back by the event-time merge.",

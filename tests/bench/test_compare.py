@@ -106,6 +106,7 @@ def example_result(*, p99: float = 80.0) -> dict[str, Any]:
             "customers": 20_000,
             "scenarios": {
                 "local_rocksdb": [{"start_to_ready_s": 4.2}],
+                "local_rocksdb_static": [{"start_to_ready_s": 3.1}],
                 "changelog_rocksdb": [{"start_to_ready_s": 12.5}],
             },
         },
@@ -121,6 +122,7 @@ def test_the_result_holds_what_the_issue_asks_for_and_survives_json() -> None:
     assert {"offered_eps", "p50", "p99", "p999"} <= set(result["latency_ms"])
     assert result["recovery_s"]["changelog"] == 12.5
     assert result["recovery_s"]["local_rocksdb"] == 4.2
+    assert result["recovery_s"]["local_rocksdb_static"] == 3.1
     assert result["recovery_s"]["customers"] == 20_000
     assert result["bytes_per_customer"] == 250.0
     assert set(result["peak_rss_mb"]) == set(result["throughput_eps"])
@@ -159,6 +161,10 @@ def test_the_table_has_a_row_per_contender_and_per_target() -> None:
     assert "| ok |" in table and "| FAILED |" in table
     assert "10 / 80 / 150 ms" in table
     assert "12.5 s to ready" in table and "4.2 s to ready" in table
+    assert (
+        "restarted at once under static membership (LOYALTY_GROUP_INSTANCE_ID) | 3.1 s to ready"
+        in table
+    )
     answers = ("| yes |", "| no |", "| not measured at this size |")
     assert sum(table.count(answer) for answer in answers) == len(result["targets"])
 

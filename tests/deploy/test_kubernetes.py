@@ -7,6 +7,7 @@ and each other: topic names, partitions, settings, ports, probes, the rules file
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ def worker_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return container
 
 
+# what the downward API gives the first pod of the StatefulSet, for expanding $(VAR)s
+DOWNWARD_API_SAMPLE = {"metadata.name": "loyalty-worker-0", "metadata.namespace": "loyalty"}
+
+
 def worker_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     """The worker's environment as the pod gets it: the ConfigMaps' data, then `env`."""
     container = worker_container(objects)
@@ -59,7 +64,16 @@ def worker_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     for source in container.get("envFrom", []):
         env.update(maps[source["configMapRef"]["name"]])
     for variable in container.get("env", []):
-        env[variable["name"]] = variable.get("value", "<from the downward API>")
+        if "value" in variable:
+            # Kubernetes expands $(VAR) from the variables defined before it
+            env[variable["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda ref: env.get(ref.group(1), ref.group(0)),
+                variable["value"],
+            )
+        else:
+            field = variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            env[variable["name"]] = DOWNWARD_API_SAMPLE.get(field, "<from the downward API>")
     return env
 
 
@@ -282,6 +296,11 @@ def test_each_worker_is_reachable_at_its_web_host_through_the_headless_service(
     # Kubernetes expands $(VAR) only from variables defined before
     assert order.index("POD_NAME") < order.index("LOYALTY_WEB_HOST")
     assert order.index("POD_NAMESPACE") < order.index("LOYALTY_WEB_HOST")
+    # static membership under the pod's own name: unique in the StatefulSet, stable over
+    # restarts, so a restarted pod takes its partitions back without a rebalance
+    instance_id = next(v["value"] for v in env if v["name"] == "LOYALTY_GROUP_INSTANCE_ID")
+    assert instance_id == "$(POD_NAME)"
+    assert order.index("POD_NAME") < order.index("LOYALTY_GROUP_INSTANCE_ID")
     fields = {
         v["name"]: v["valueFrom"]["fieldRef"]["fieldPath"]
         for v in env

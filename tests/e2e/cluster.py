@@ -42,8 +42,11 @@ class Cluster:
         }
         self.workers: list[WorkerProcess] = []
 
-    def add(self) -> WorkerProcess:
-        worker = WorkerProcess(f"worker-{len(self.workers)}", self.work_dir, free_port(), self.env)
+    def add(self, **settings: str) -> WorkerProcess:
+        """A worker more, started; `settings` (`group_instance_id="w0"`, say) its own LOYALTY_*
+        settings beside the cluster's."""
+        env = {**self.env, **{f"LOYALTY_{name.upper()}": v for name, v in settings.items()}}
+        worker = WorkerProcess(f"worker-{len(self.workers)}", self.work_dir, free_port(), env)
         self.workers.append(worker)
         return worker.start()
 

@@ -33,6 +33,7 @@ from streams.tools.lag import group_lag
 from streams.tools.publish import EventPublisher
 from streams.tools.simulate import SimulationConfig, simulate
 from streams.tools.topic_census import read_topic
+from streams.tools.worker_process import WorkerProcess
 from tests.conftest import TEST_PARTITIONS
 from tests.e2e.cluster import Cluster, settings_of
 
@@ -286,3 +287,49 @@ def test_a_broker_restart_mid_stream_changes_nothing(
         assert report.customers_differing == 0, [str(m) for m in report.mismatches[:10]]
     finally:
         cluster.stop()
+
+
+def rebalances_seen(worker: WorkerProcess) -> int:
+    """The assignments the worker logged (`partitions_assigned`), over all its lives."""
+    return worker.log_path.read_text(errors="replace").count("partitions_assigned")
+
+
+@crash_timeout
+def test_static_members_restarted_at_once_take_their_partitions_back_without_a_rebalance(
+    cluster: Cluster, codec: Codec
+) -> None:
+    """With LOYALTY_GROUP_INSTANCE_ID, a SIGKILLed worker restarted within the session
+    timeout rejoins as the member it was: the broker hands it its partitions again, its
+    RocksDB holds them already, and the other worker goes on without a rebalance. Each of
+    the two is killed in turn (one of them leads the group), with traffic flowing; the
+    outputs still equal the reference fold's."""
+    first = cluster.add(group_instance_id=f"{cluster.app_id}-0")
+    second = cluster.add(group_instance_id=f"{cluster.app_id}-1")
+    first.wait_ready()
+    second.wait_ready()
+    # both are in the group with their final assignment once neither logs a new one
+    settled = time.monotonic() + 60
+    counts = (rebalances_seen(first), rebalances_seen(second))
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 8:
+        assert time.monotonic() < settled, "the group did not settle"
+        time.sleep(1)
+        now = (rebalances_seen(first), rebalances_seen(second))
+        if now != counts:
+            counts, quiet_since = now, time.monotonic()
+    config = SimulationConfig(customers=CRASH_CUSTOMERS, events=CRASH_EVENTS, seed=17)
+    publisher = publish_while(cluster, codec, config)
+    for victim, bystander in ((second, first), (first, second), (second, first)):
+        time.sleep(3)
+        before = rebalances_seen(bystander)
+        victim.kill()
+        victim.start()
+        victim.wait_ready()
+        time.sleep(2)  # a rebalance the restart started would reach the bystander by now
+        assert rebalances_seen(bystander) == before, (
+            f"{bystander.name} was rebalanced when {victim.name} restarted: see "
+            f"{bystander.log_path}"
+        )
+    publisher.join()
+    cluster.wait_idle()
+    assert_matches_reference(cluster, codec)
