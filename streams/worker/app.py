@@ -47,6 +47,9 @@ from streams.worker.web import recovered, register_views
 log = structlog.get_logger(__name__)
 
 
+PRODUCER_LINGER_S = 0.005
+
+
 def ticks_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-ticks"
 
@@ -141,6 +144,12 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
         consumer_group_instance_id=settings.group_instance_id,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Faust's default linger of 0 has aiokafka send a produce request as soon as any batch
+        # has a record: a flush of a thousand outputs and state writes went out as many small
+        # requests. 5 ms gathers them: 35 % more events/s, 17 % less CPU per event (measured
+        # side by side, bench.worker_throughput, 40k events; 2 to 20 ms all alike), for at
+        # most 5 ms more per flush.
+        producer_linger=PRODUCER_LINGER_S,
         # a SIGKILLed worker's partitions move on after this, not after Faust's 60 s default
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
