@@ -100,6 +100,9 @@ def main(
         bool, typer.Option(help="one more restart per scenario under py-spy, apart")
     ] = False,
     results: Annotated[str, typer.Option(help="name of the result files")] = "recovery-latest",
+    only: Annotated[
+        str | None, typer.Option(help="comma-separated scenarios (default: all)")
+    ] = None,
 ) -> None:
     if quick:
         customers = QUICK_CUSTOMERS
@@ -109,7 +112,8 @@ def main(
         spy = py_spy() if profile else None
         if profile and spy is None:
             typer.echo("py-spy not found: no profile (see bench.harness.py_spy)", err=True)
-        result = measure(broker, scratch, source, customers, rounds, timeout, spy)
+        chosen = None if only is None else only.split(",")
+        result = measure(broker, scratch, source, customers, rounds, timeout, spy, chosen)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
