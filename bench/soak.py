@@ -211,7 +211,7 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
         codec = make_codec(settings)
         workers = [new_worker(scratch, f"worker-{i}", env, source) for i in range(2)]
         if heap_trace is not None:
-            # worker-0, never killed, under tracemalloc (bench.heap_trace: of the tree's
+            # worker-0, never killed, watched for heap growth (bench.heap_trace: of the tree's
             # bench/, whichever commit's streams/ it runs)
             heap_trace.unlink(missing_ok=True)
             paths = [str(p) for p in (source, REPO_ROOT) if p is not None]
