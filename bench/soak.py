@@ -92,11 +92,8 @@ class SoakResult:
     def curve(self, worker: str = "worker-0", of: str = "rss_mb") -> dict[str, float | None]:
         """RSS (MB) of `worker` just after warm-up, at the middle and at the end of the run;
         with `of="store_mb"`, the RocksDB part of it."""
-        readings: list[dict[str, float | None]] = [getattr(s, of) for s in self.samples]
         points: list[tuple[float, float]] = [
-            (s.at_s, mb)
-            for s, reading in zip(self.samples, readings, strict=True)
-            if (mb := reading.get(worker)) is not None
+            (s.at_s, mb) for s in self.samples if (mb := getattr(s, of).get(worker)) is not None
         ]
         if not points:
             return {"start": None, "middle": None, "end": None}
@@ -209,15 +206,17 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
         settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, app_id=app_id,
                             partitions=PARTITIONS, clock="event")  # fmt: skip
         codec = make_codec(settings)
-        workers = [new_worker(scratch, f"worker-{i}", env, source) for i in range(2)]
-        if heap_trace is not None:
+        if heap_trace is None:
+            first = new_worker(scratch, "worker-0", env, source)
+        else:
             # worker-0, never killed, watched for heap growth (bench.heap_trace: of the tree's
             # bench/, whichever commit's streams/ it runs)
             heap_trace.unlink(missing_ok=True)
             paths = [str(p) for p in (source, REPO_ROOT) if p is not None]
             traced = {**env, "LOYALTY_HEAP_TRACE": str(heap_trace),
                       "PYTHONPATH": os.pathsep.join(paths)}  # fmt: skip
-            workers[0] = new_worker(scratch, "worker-0", traced, source, "bench.heap_trace")
+            first = new_worker(scratch, "worker-0", traced, source, "bench.heap_trace")
+        workers = [first, new_worker(scratch, "worker-1", env, source)]
         probe = KafkaProbe(bootstrap)
         for worker in workers:
             worker.start()

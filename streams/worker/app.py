@@ -351,9 +351,9 @@ def build_app(settings: Settings) -> tuple[faust.App, WorkerLoop]:
 
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic == topics.purchases}
-        log.info("partitions_assigned", partitions=sorted(partitions),
-                 rebalance=loop.counters.assignments + 1)  # fmt: skip
         loop.assign(partitions)
+        log.info("partitions_assigned", partitions=sorted(partitions),
+                 rebalance=loop.counters.assignments)  # fmt: skip
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stubs
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
