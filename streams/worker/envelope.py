@@ -13,8 +13,15 @@ the shell needs without decoding the state.
   log as in a run that never stopped (a clock rebuilt from the records read again alone can
   be behind, and work it runs later than a late event changes what that work does).
 
+- the customer's facts for the program's tallies (tier, stage, points, ...) and the
+  fingerprint of the rules they and the due time were worked out under: a restart under the
+  same rules counts and schedules its customers from the headers alone, with no state decoded
+  (see `streams.core.facts_codec`); under other rules it decodes each state and asks the core.
+
 Layout: version byte, then unsigned LEB128 varints (partition, next offset per source,
-due ms + 1 or 0 for none, clock ms), then the core's state bytes. Version 1 had no clock."""
+due ms + 1 or 0 for none, clock ms, rules fingerprint or 0 for none, then when there is one
+the facts' `FIELDS` integers), then the core's state bytes. Version 1 had no clock, version 2
+no fingerprint and facts."""
 
 from __future__ import annotations
 
@@ -22,10 +29,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from streams.core import CustomerState, state_from_bytes, state_to_bytes
+from streams.core.facts_codec import FIELDS
 
 CUSTOMER_TABLE = "customers"  # the Faust table; its changelog is `<app id>-customers-changelog`
-FORMAT = 2
-READABLE_FORMATS = (1, 2)  # version 1: no clock (read as 0)
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)  # 1: no clock (read as 0); 1 and 2: no facts (rules read as 0)
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
 
 
@@ -57,6 +65,8 @@ class Header(NamedTuple):
     partition: int
     next_due_ms: int | None
     clock_ms: int
+    rules: int  # the fingerprint `next_due_ms` and `facts` hold under; 0: no facts
+    facts: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,8 @@ class StoredCustomer:
     next_due_ms: int | None
     state_bytes: bytes
     clock_ms: int = 0  # the partition's clock when written (0: unknown)
+    rules: int = 0  # fingerprint of the rules `next_due_ms` and `facts` hold under (0: none)
+    facts: tuple[int, ...] = ()  # the state's facts under those rules (`FactsCodec`)
 
     @property
     def state(self) -> CustomerState:
@@ -82,16 +94,29 @@ class StoredCustomer:
             _put(out, offset)
         _put(out, 0 if self.next_due_ms is None else self.next_due_ms + 1)
         _put(out, self.clock_ms)
+        _put(out, self.rules if len(self.facts) == FIELDS else 0)
+        if len(self.facts) == FIELDS:
+            for value in self.facts:
+                _put(out, value)
         return bytes(out) + self.state_bytes
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredCustomer:
         header, pos, offsets = cls._header(data)
-        return cls(header.partition, offsets, header.next_due_ms, data[pos:], header.clock_ms)
+        return cls(
+            header.partition,
+            offsets,
+            header.next_due_ms,
+            data[pos:],
+            header.clock_ms,
+            header.rules,
+            header.facts,
+        )
 
     @classmethod
     def header_of(cls, data: bytes) -> Header:
-        """The header without copying the state: for rebuilding the due index and clocks."""
+        """The header without copying the state: for rebuilding the due index, the tallies
+        and the clocks."""
         return cls._header(data)[0]
 
     @staticmethod
@@ -106,11 +131,20 @@ class StoredCustomer:
             offset, pos = _get(data, pos)
             offsets.append(offset)
         due_plus_one, pos = _get(data, pos)
-        clock_ms = 0
+        clock_ms = rules = 0
+        facts: tuple[int, ...] = ()
         if data[0] >= 2:
             clock_ms, pos = _get(data, pos)
+        if data[0] >= 3:
+            rules, pos = _get(data, pos)
+            if rules:
+                values = []
+                for _ in range(FIELDS):
+                    value, pos = _get(data, pos)
+                    values.append(value)
+                facts = tuple(values)
         due_ms = due_plus_one - 1 if due_plus_one else None
-        return Header(partition, due_ms, clock_ms), pos, tuple(offsets)
+        return Header(partition, due_ms, clock_ms, rules, facts), pos, tuple(offsets)
 
 
 def stored(
@@ -119,10 +153,12 @@ def stored(
     next_offsets: tuple[int, ...],
     next_due_ms: int | None,
     clock_ms: int = 0,
+    rules: int = 0,
+    facts: tuple[int, ...] = (),
 ) -> StoredCustomer:
     state_bytes = state_to_bytes(state)
     _recent_states.remember(state_bytes, state)
-    return StoredCustomer(partition, next_offsets, next_due_ms, state_bytes, clock_ms)
+    return StoredCustomer(partition, next_offsets, next_due_ms, state_bytes, clock_ms, rules, facts)
 
 
 class RecentStates:
