@@ -18,13 +18,17 @@ the shell needs without decoding the state.
   same rules counts and schedules its customers from the headers alone, with no state decoded
   (see `streams.core.facts_codec`); under other rules it decodes each state and asks the core.
 
-Layout: version byte, then unsigned LEB128 varints (partition, next offset per source,
-due ms + 1 or 0 for none, clock ms, rules fingerprint or 0 for none, then when there is one
-the facts' `FIELDS` integers), then the core's state bytes. Version 1 had no clock, version 2
-no fingerprint and facts."""
+Layout, format 3: a version byte, then fixed-width little-endian fields (the rules'
+fingerprint, 0 for none; partition; due ms, -1 for none; clock ms; the facts' integers, zero
+without a fingerprint), then the next offset per source as unsigned LEB128 varints, then the
+core's state bytes. The fixed part is what a restart reads of every customer, and `struct`
+reads it in one call: varints read byte by byte in Python took 28 us a customer. Formats 1
+and 2 (still read) were varints only: partition, offsets, due ms + 1 or 0, and from 2 the
+clock; they have no fingerprint or facts."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,6 +39,10 @@ CUSTOMER_TABLE = "customers"  # the Faust table; its changelog is `<app id>-cust
 FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)  # 1: no clock (read as 0); 1 and 2: no facts (rules read as 0)
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
+# rules, partition, due, clock; the facts: tier, stage and loyalty type, churn level and NPS
+# class, flags, open and overdue complaints, points, net spend, receipts (`FactsCodec`)
+_FIXED = struct.Struct("<IIqqBBBBIIqqI")
+_NO_FACTS = (0,) * FIELDS
 
 
 class EnvelopeError(ValueError):
@@ -48,17 +56,23 @@ def _put(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def _get(data: bytes, pos: int) -> tuple[int, int]:
+def _get(data: bytes, pos: int, count: int) -> tuple[list[int], int]:
+    """`count` varints from `pos`, and the position after them."""
+    values: list[int] = []
     value = shift = 0
-    while True:
-        if pos >= len(data):
+    end = len(data)
+    while len(values) < count:
+        if pos >= end:
             raise EnvelopeError("stored customer is truncated")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return value, pos
-        shift += 7
+            values.append(value)
+            value = shift = 0
+        else:
+            shift += 7
+    return values, pos
 
 
 class Header(NamedTuple):
@@ -88,16 +102,15 @@ class StoredCustomer:
         return offset < self.next_offsets[source]
 
     def to_bytes(self) -> bytes:
+        due_ms = -1 if self.next_due_ms is None else self.next_due_ms
+        try:
+            fixed = _FIXED.pack(self.rules, self.partition, due_ms, self.clock_ms, *self.facts)
+        except struct.error:  # no facts, or one out of its field's range: decoded instead
+            fixed = _FIXED.pack(0, self.partition, due_ms, self.clock_ms, *_NO_FACTS)
         out = bytearray((FORMAT,))
-        _put(out, self.partition)
+        out += fixed
         for offset in self.next_offsets:
             _put(out, offset)
-        _put(out, 0 if self.next_due_ms is None else self.next_due_ms + 1)
-        _put(out, self.clock_ms)
-        _put(out, self.rules if len(self.facts) == FIELDS else 0)
-        if len(self.facts) == FIELDS:
-            for value in self.facts:
-                _put(out, value)
         return bytes(out) + self.state_bytes
 
     @classmethod
@@ -117,6 +130,8 @@ class StoredCustomer:
     def header_of(cls, data: bytes) -> Header:
         """The header without copying the state: for rebuilding the due index, the tallies
         and the clocks."""
+        if data[:1] == b"\x03":  # the current format, without reading the offsets
+            return _fixed_header(data)
         return cls._header(data)[0]
 
     @staticmethod
@@ -125,26 +140,29 @@ class StoredCustomer:
             raise EnvelopeError(
                 f"unknown stored customer format {data[:1]!r}; this reads {READABLE_FORMATS}"
             )
-        partition, pos = _get(data, 1)
-        offsets = []
-        for _ in range(SOURCES):
-            offset, pos = _get(data, pos)
-            offsets.append(offset)
-        due_plus_one, pos = _get(data, pos)
-        clock_ms = rules = 0
-        facts: tuple[int, ...] = ()
-        if data[0] >= 2:
-            clock_ms, pos = _get(data, pos)
-        if data[0] >= 3:
-            rules, pos = _get(data, pos)
-            if rules:
-                values = []
-                for _ in range(FIELDS):
-                    value, pos = _get(data, pos)
-                    values.append(value)
-                facts = tuple(values)
-        due_ms = due_plus_one - 1 if due_plus_one else None
-        return Header(partition, due_ms, clock_ms, rules, facts), pos, tuple(offsets)
+        if data[0] == 3:
+            offsets, pos = _get(data, 1 + _FIXED.size, SOURCES)
+            return _fixed_header(data), pos, tuple(offsets)
+        # formats 1 and 2: partition, the offsets, due + 1, then the clock (from 2)
+        fields, pos = _get(data, 1, 1 + SOURCES + 1 + (data[0] >= 2))
+        due_plus_one = fields[1 + SOURCES]
+        header = Header(
+            partition=fields[0],
+            next_due_ms=due_plus_one - 1 if due_plus_one else None,
+            clock_ms=fields[2 + SOURCES] if data[0] >= 2 else 0,
+            rules=0,
+            facts=(),
+        )
+        return header, pos, tuple(fields[1 : 1 + SOURCES])
+
+
+def _fixed_header(data: bytes) -> Header:
+    try:
+        rules, partition, due_ms, clock_ms, *facts = _FIXED.unpack_from(data, 1)
+    except struct.error as error:
+        raise EnvelopeError("stored customer is truncated") from error
+    return Header(partition, None if due_ms < 0 else due_ms, clock_ms, rules,
+                  tuple(facts) if rules else ())  # fmt: skip
 
 
 def stored(

@@ -30,6 +30,7 @@ import structlog
 from streams.core import NpsResponse
 from streams.core.customer import nps_class
 from streams.core.events import from_ms, to_ms
+from streams.core.facts_codec import StoredFactsSum
 from streams.core.tally import Facts, Tally, facts_of
 from streams.worker.due_index import DueIndex
 from streams.worker.envelope import StoredCustomer
@@ -492,8 +493,10 @@ class WorkerLoop:
             return new
         self._indexed.update(new)  # a record arriving meanwhile must not start a second scan
         processor = self.processor
-        rules, decode_facts = processor.facts_codec.rules, processor.facts_codec.decode
+        rules = processor.facts_codec.rules
+        # per partition: the customers decoded, and those counted from their headers
         tallies = {partition: Tally() for partition in new}
+        stored_facts = {partition: StoredFactsSum(processor.facts_codec) for partition in new}
         clocks = dict.fromkeys(new, 0)
         due: list[tuple[int, str, int | None]] = []
         for scanned, (key, value) in enumerate(self.table.items(), start=1):
@@ -501,19 +504,20 @@ class WorkerLoop:
             tally = tallies.get(header.partition)
             if tally is not None:
                 if header.rules == rules and header.facts:
-                    due_ms, facts = header.next_due_ms, decode_facts(header.facts)
+                    due_ms = header.next_due_ms
+                    stored_facts[header.partition].add(header.facts)
                 else:  # written under other rules (or by a release without facts)
                     state = StoredCustomer.from_bytes(value).state
-                    due_ms, facts = processor.next_due_ms(state), facts_of(state, processor.program)
+                    due_ms = processor.next_due_ms(state)
+                    tally.count(facts_of(state, processor.program))
                 due.append((header.partition, key.decode(), due_ms))
                 clocks[header.partition] = max(clocks[header.partition], header.clock_ms)
-                tally.count(facts)
             if scanned % INDEX_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         for number, tally in tallies.items():
             partition = self._partitions.get(number)
             if partition is not None:  # not revoked while the scan yielded
-                self._tallies[number] = tally
+                self._tallies[number] = tally.merged(stored_facts[number].tally())
                 partition.clock_ms = max(partition.clock_ms, clocks[number])
         for number, customer_id, due_ms in due:
             if number in self._partitions:
