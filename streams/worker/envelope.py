@@ -41,8 +41,10 @@ FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)  # 1: no clock (read as 0); 1 and 2: no facts (rules read as 0)
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
 # rules, partition, due, clock; the facts: tier, stage and loyalty type, churn level and NPS
-# class, flags, open and overdue complaints, points, net spend, receipts (`FactsCodec`)
-_FIXED = struct.Struct("<IIqqBBBBIIqqI")
+# class, flags, open and overdue complaints, points, net spend, receipts (`FactsCodec`). As
+# narrow as the values allow (partitions <= 1024, open complaints <= MAX_OPEN_COMPLAINTS): a
+# customer's points beyond 32 bits do not fit, and such a customer is stored without facts
+_FIXED = struct.Struct("<IHqqBBBBBBiqI")
 _NO_FACTS = (0,) * FIELDS
 
 

@@ -29,6 +29,7 @@ from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.replay import parse_as_of, state_line
 from streams.tools.simulate import SimulationConfig
 from streams.worker.envelope import FORMAT, EnvelopeError, RecentStates, StoredCustomer
+from streams.worker.envelope import stored as envelope_of
 from streams.worker.processor import Processor
 from tests.worker.simulated import simulated_log
 
@@ -200,3 +201,16 @@ def test_recent_states_give_back_what_was_stored_and_forget_beyond_two_generatio
     assert recent.decode(encoded[4]) is states[4]  # the very object: not decoded again
     assert encoded[0] not in recent._young and encoded[0] not in recent._old  # forgotten
     assert recent.decode(encoded[0]) == states[0]  # decoded again, equal
+
+
+def test_facts_too_wide_for_the_header_are_left_out_and_worked_out_from_the_state(
+    codec: Codec,
+) -> None:
+    processor = Processor(PROGRAM, codec, TopicNames("t"), PARTITIONS)
+    rich = CustomerState("c-rich", points=2**40)  # beyond the header's 32 bits of points
+    facts = facts_of(rich, PROGRAM)
+    written = envelope_of(rich, 1, (3, 0), None, 0, processor.facts_codec.rules,
+                          processor.facts_codec.encode(facts))  # fmt: skip
+    read = StoredCustomer.from_bytes(written.to_bytes())
+    assert not processor.knows(read)
+    assert processor.facts(read) == facts and read.state == rich
