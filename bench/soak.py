@@ -14,6 +14,14 @@ customers in the table (the workers' /stats), the group's consumer lag. At the e
 lag is zero, `loyalty audit` folds the whole input log and compares it with the live state
 and the output topics.
 
+What a worker holds grows with its customers' states, and a state grows with its history
+until that fills the rules' windows (a year of spend by visit day, 90 days of returnable
+purchases): with the simulation's default 540 days, the hour's customers join over the first
+120 days and their history fills through about 485, so memory rises for most of the hour
+whatever the worker does. `--simulated-days 1800` spreads the same events over five years,
+so that the states stop growing in the first fifth of the run and what follows is the steady
+state a leak would show against.
+
 Writes `bench/results/<name>.json` and `.txt` (the curve: start, middle and end); exits 1 if
 the audit finds a mismatch or a worker died on its own. The worker runs with the event clock
 (see `bench.harness.worker_env`)."""
@@ -28,7 +36,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,11 +61,16 @@ from streams.contract import Codec, make_codec
 from streams.settings import Settings
 from streams.tools.audit import audit
 from streams.tools.publish import EventPublisher
-from streams.tools.simulate import SimulationConfig, simulate
+from streams.tools.simulate import DEFAULT_HORIZON_DAYS, SimulationConfig, simulate
 from streams.tools.worker_process import WorkerProcess
 
 PARTITIONS = 8
 STEADY_AFTER = 0.1  # the first tenth of the run is warm-up: the curve's "start" comes after it
+# where simulated time ends, whatever its span: the default window's end, before the wall
+# clock (the workers refuse events dated ahead of their receipt)
+SIMULATION_ENDS = SimulationConfig(customers=1, events=0).start + timedelta(
+    days=DEFAULT_HORIZON_DAYS
+)
 
 
 @dataclass
@@ -76,6 +89,7 @@ class SoakResult:
     restart_every_min: float
     worker_code: str  # the commit the workers ran (`+dirty`: the working tree, changed)
     worker_settings: dict[str, str] = field(default_factory=dict)  # beyond the defaults
+    simulated_days: float = DEFAULT_HORIZON_DAYS  # the span of the events' time
     published: int = 0
     restarts: int = 0
     samples: list[Sample] = field(default_factory=list)
@@ -167,10 +181,16 @@ class SteadyTraffic(threading.Thread):
     """Publishes simulated events at `rate` per second until stopped."""
 
     def __init__(self, bootstrap: str, topics: TopicNames, codec: Codec, rate: float,
-                 customers: int, events: int) -> None:  # fmt: skip
+                 customers: int, events: int, simulated_days: float) -> None:  # fmt: skip
         super().__init__(name="soak-traffic", daemon=True)
         self.bootstrap, self.topics, self.codec, self.rate = bootstrap, topics, codec, rate
-        self.config = SimulationConfig(customers=customers, events=events, seed=11)
+        self.config = SimulationConfig(
+            customers=customers,
+            events=events,
+            seed=11,
+            start=SIMULATION_ENDS - timedelta(days=simulated_days),
+            horizon_days=simulated_days,
+        )
         self.stopped = threading.Event()
         self.published = 0
         self.failed = 0
@@ -195,9 +215,10 @@ class SteadyTraffic(threading.Thread):
 
 def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
          customers: int, scratch: Path, commit: str | None, worker_settings: dict[str, str],
-         heap_trace: Path | None = None) -> SoakResult:  # fmt: skip
+         heap_trace: Path | None = None,
+         simulated_days: float = DEFAULT_HORIZON_DAYS) -> SoakResult:  # fmt: skip
     source, revision = worker_source(scratch, commit)
-    result = SoakResult(minutes, rate, restart_every, revision, worker_settings)
+    result = SoakResult(minutes, rate, restart_every, revision, worker_settings, simulated_days)
     with bench_broker(scratch) as broker:
         bootstrap = broker.bootstrap_servers
         prefix, app_id = unique_name("soak"), unique_name("soak-app")
@@ -223,7 +244,8 @@ def soak(minutes: float, rate: float, restart_every: float, sample_every: float,
         for worker in workers:
             worker.wait_ready(timeout_s=180)
         events = int(rate * minutes * 60 * 1.2) + 1000  # more than the run can publish
-        traffic = SteadyTraffic(bootstrap, topics, codec, rate, customers, events)
+        traffic = SteadyTraffic(bootstrap, topics, codec, rate, customers, events,
+                                simulated_days)  # fmt: skip
         started = time.monotonic()
         traffic.start()
         next_restart = started + restart_every * 60
@@ -298,6 +320,7 @@ def write_results(result: SoakResult, name: str) -> Path:
         f"soak: {result.minutes:g} min at {result.rate_eps:g} events/s, "
         f"worker-1 SIGKILLed and restarted {result.restarts} times (workers of "
         f"{result.worker_code})",
+        f"simulated time: {result.simulated_days:g} days up to {SIMULATION_ENDS:%Y-%m-%d}",
         f"published {result.published:,} events; drained in {result.drain_s} s after the traffic",
         f"worker-0 RSS (MB): start {curve['start']}, middle {curve['middle']}, end {curve['end']}",
         "  of which RocksDB's budget holds (MB): start {start}, middle {middle}, end {end}".format(
@@ -324,6 +347,13 @@ def main(
     restart_every: Annotated[float, typer.Option(help="minutes between worker-1's kills")] = 5.0,
     sample_every: Annotated[float, typer.Option(help="seconds between samples")] = 30.0,
     customers: Annotated[int, typer.Option(help="the simulated population")] = 5000,
+    simulated_days: Annotated[
+        float,
+        typer.Option(
+            help="days of shop history the events span: 1800 lets the customers' states "
+            "reach their full size early in the run (see the module's doc)"
+        ),
+    ] = DEFAULT_HORIZON_DAYS,
     commit: Annotated[
         str | None,
         typer.Option(help="run the worker of this commit (e.g. HEAD) instead of the tree's"),
@@ -348,7 +378,7 @@ def main(
     heap_trace = RESULTS / f"{results}-heap.txt" if trace_heap else None
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         result = soak(minutes, rate, restart_every, sample_every, customers, Path(scratch), commit,
-                      worker_settings, heap_trace)  # fmt: skip
+                      worker_settings, heap_trace, simulated_days)  # fmt: skip
     path = write_results(result, results)
     typer.echo((RESULTS / f"{results}.txt").read_text())
     typer.echo(f"wrote {path}")
