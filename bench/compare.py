@@ -54,6 +54,7 @@ from streams.contract import make_codec
 from streams.settings import Settings
 from streams.tools.simulate import SimulationConfig
 
+RECOVERED = "start_to_first_new_record_s"  # bench.recovery's measure of a restart done
 PARTITIONS = 8
 SEED = 7
 LOAD_SHARE = 0.5  # of ours' saturated rate, for the latency run
@@ -264,17 +265,20 @@ def summarise(
             "eos_vs_ours": ratio(cpu_eps["ours_eos"], cpu_eps["ours"]),
         },
         "latency_ms": latencies,
+        # to the first new record applied, not to /readyz: the worker answers ready once
+        # Faust has recovered the table, and indexes its customers on the first record after
+        # (at 1M customers, ready after 4.4 s and the first record applied after 13.9 s)
         "recovery_s": {
-            "changelog": scenarios["changelog_rocksdb"][0]["start_to_ready_s"],
-            "local_rocksdb": scenarios["local_rocksdb"][0]["start_to_ready_s"],
+            "changelog": scenarios["changelog_rocksdb"][0][RECOVERED],
+            "local_rocksdb": scenarios["local_rocksdb"][0][RECOVERED],
             # restarted at once under static membership (results before it have none)
             "local_rocksdb_static": (
-                scenarios["local_rocksdb_static"][0]["start_to_ready_s"]
+                scenarios["local_rocksdb_static"][0][RECOVERED]
                 if scenarios.get("local_rocksdb_static")
                 else None
             ),
             "customers": recovered["customers"],
-            "measured_as": "worker start to /readyz 200 (table recovered), after SIGKILL",
+            "measured_as": "worker start to the first new record applied, after SIGKILL",
         },
         "bytes_per_customer": storage["changelog_compacted"],
         "bytes_per_customer_detail": storage,
@@ -401,13 +405,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines.append("| end-to-end latency | no output matched an input |")
     lines += [
         f"| recovery after SIGKILL from the changelog (RocksDB wiped), {rec['customers']:,} "
-        f"customers | {rec['changelog']:.1f} s to ready |",
+        f"customers | {rec['changelog']:.1f} s to work again |",
         f"| recovery after SIGKILL from the local RocksDB, the dead member gone from the group "
-        f"| {rec['local_rocksdb']:.1f} s to ready |",
+        f"| {rec['local_rocksdb']:.1f} s to work again |",
         *(
             [
                 "| recovery after SIGKILL from the local RocksDB, restarted at once under static "
-                f"membership (LOYALTY_GROUP_INSTANCE_ID) | {static:.1f} s to ready |"
+                f"membership (LOYALTY_GROUP_INSTANCE_ID) | {static:.1f} s to work again |"
             ]
             if (static := rec.get("local_rocksdb_static")) is not None
             else []

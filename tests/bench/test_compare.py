@@ -105,9 +105,14 @@ def example_result(*, p99: float = 80.0) -> dict[str, Any]:
         recovered={
             "customers": 20_000,
             "scenarios": {
-                "local_rocksdb": [{"start_to_ready_s": 4.2}],
-                "local_rocksdb_static": [{"start_to_ready_s": 3.1}],
-                "changelog_rocksdb": [{"start_to_ready_s": 12.5}],
+                # ready earlier than at work again: the first new record is what counts
+                "local_rocksdb": [{"start_to_ready_s": 1.0, "start_to_first_new_record_s": 4.2}],
+                "local_rocksdb_static": [
+                    {"start_to_ready_s": 1.0, "start_to_first_new_record_s": 3.1}
+                ],
+                "changelog_rocksdb": [
+                    {"start_to_ready_s": 1.0, "start_to_first_new_record_s": 12.5}
+                ],
             },
         },
     )
@@ -160,10 +165,10 @@ def test_the_table_has_a_row_per_contender_and_per_target() -> None:
     assert "| 8,000 | 1.00x |" in table and "| 4,000 | 0.50x |" in table
     assert "| ok |" in table and "| FAILED |" in table
     assert "10 / 80 / 150 ms" in table
-    assert "12.5 s to ready" in table and "4.2 s to ready" in table
+    assert "12.5 s to work again" in table and "4.2 s to work again" in table
     assert (
-        "restarted at once under static membership (LOYALTY_GROUP_INSTANCE_ID) | 3.1 s to ready"
-        in table
+        "restarted at once under static membership (LOYALTY_GROUP_INSTANCE_ID) | 3.1 s to work "
+        "again" in table
     )
     answers = ("| yes |", "| no |", "| not measured at this size |")
     assert sum(table.count(answer) for answer in answers) == len(result["targets"])
