@@ -267,7 +267,8 @@ def summarise(
         "latency_ms": latencies,
         # to the first new record applied, not to /readyz: the worker answers ready once
         # Faust has recovered the table, and indexes its customers on the first record after
-        # (at 1M customers, ready after 4.4 s and the first record applied after 13.9 s)
+        # (with branch restart-from-headers at 1M customers: ready after 4.4 s, the first
+        # record applied after 13.9 s)
         "recovery_s": {
             "changelog": scenarios["changelog_rocksdb"][0][RECOVERED],
             "local_rocksdb": scenarios["local_rocksdb"][0][RECOVERED],

@@ -13,39 +13,20 @@ the shell needs without decoding the state.
   log as in a run that never stopped (a clock rebuilt from the records read again alone can
   be behind, and work it runs later than a late event changes what that work does).
 
-- the customer's facts for the program's tallies (tier, stage, points, ...) and the
-  fingerprint of the rules they and the due time were worked out under: a restart under the
-  same rules counts and schedules its customers from the headers alone, with no state decoded
-  (see `streams.core.facts_codec`); under other rules it decodes each state and asks the core.
-
-Layout, format 3: a version byte, then fixed-width little-endian fields (the rules'
-fingerprint, 0 for none; partition; due ms, -1 for none; clock ms; the facts' integers, zero
-without a fingerprint), then the next offset per source as unsigned LEB128 varints, then the
-core's state bytes. The fixed part is what a restart reads of every customer, and `struct`
-reads it in one call: as varints read a byte at a time in Python, the restart's scan of one
-table took 21 us a customer, against 9 us this way. Formats 1
-and 2 (still read) were varints only: partition, offsets, due ms + 1 or 0, and from 2 the
-clock; they have no fingerprint or facts."""
+Layout: version byte, then unsigned LEB128 varints (partition, next offset per source,
+due ms + 1 or 0 for none, clock ms), then the core's state bytes. Version 1 had no clock."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from streams.core import CustomerState, state_from_bytes, state_to_bytes
-from streams.core.facts_codec import FIELDS
 
 CUSTOMER_TABLE = "customers"  # the Faust table; its changelog is `<app id>-customers-changelog`
-FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)  # 1: no clock (read as 0); 1 and 2: no facts (rules read as 0)
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # version 1: no clock (read as 0)
 SOURCES = 2  # purchases, feedback: see streams.worker.ordering.Source
-# rules, partition, due, clock; the facts: tier, stage and loyalty type, churn level and NPS
-# class, flags, open and overdue complaints, points, net spend, receipts (`FactsCodec`). As
-# narrow as the values allow (partitions <= 1024, open complaints <= MAX_OPEN_COMPLAINTS): a
-# customer's points beyond 32 bits do not fit, and such a customer is stored without facts
-_FIXED = struct.Struct("<IHqqBBBBBBiqI")
-_NO_FACTS = (0,) * FIELDS
 
 
 class EnvelopeError(ValueError):
@@ -59,31 +40,23 @@ def _put(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def _get(data: bytes, pos: int, count: int) -> tuple[list[int], int]:
-    """`count` varints from `pos`, and the position after them."""
-    values: list[int] = []
+def _get(data: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
-    end = len(data)
-    while len(values) < count:
-        if pos >= end:
+    while True:
+        if pos >= len(data):
             raise EnvelopeError("stored customer is truncated")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
-            values.append(value)
-            value = shift = 0
-        else:
-            shift += 7
-    return values, pos
+            return value, pos
+        shift += 7
 
 
 class Header(NamedTuple):
     partition: int
     next_due_ms: int | None
     clock_ms: int
-    rules: int  # the fingerprint `next_due_ms` and `facts` hold under; 0: no facts
-    facts: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +66,6 @@ class StoredCustomer:
     next_due_ms: int | None
     state_bytes: bytes
     clock_ms: int = 0  # the partition's clock when written (0: unknown)
-    rules: int = 0  # fingerprint of the rules `next_due_ms` and `facts` hold under (0: none)
-    facts: tuple[int, ...] = ()  # the state's facts under those rules (`FactsCodec`)
 
     @property
     def state(self) -> CustomerState:
@@ -105,36 +76,22 @@ class StoredCustomer:
         return offset < self.next_offsets[source]
 
     def to_bytes(self) -> bytes:
-        due_ms = -1 if self.next_due_ms is None else self.next_due_ms
-        try:
-            fixed = _FIXED.pack(self.rules, self.partition, due_ms, self.clock_ms, *self.facts)
-        except struct.error:  # no facts, or one out of its field's range: decoded instead
-            fixed = _FIXED.pack(0, self.partition, due_ms, self.clock_ms, *_NO_FACTS)
         out = bytearray((FORMAT,))
-        out += fixed
+        _put(out, self.partition)
         for offset in self.next_offsets:
             _put(out, offset)
+        _put(out, 0 if self.next_due_ms is None else self.next_due_ms + 1)
+        _put(out, self.clock_ms)
         return bytes(out) + self.state_bytes
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredCustomer:
         header, pos, offsets = cls._header(data)
-        return cls(
-            header.partition,
-            offsets,
-            header.next_due_ms,
-            data[pos:],
-            header.clock_ms,
-            header.rules,
-            header.facts,
-        )
+        return cls(header.partition, offsets, header.next_due_ms, data[pos:], header.clock_ms)
 
     @classmethod
     def header_of(cls, data: bytes) -> Header:
-        """The header without copying the state: for rebuilding the due index, the tallies
-        and the clocks."""
-        if data[:1] == b"\x03":  # the current format, without reading the offsets
-            return _fixed_header(data)
+        """The header without copying the state: for rebuilding the due index and clocks."""
         return cls._header(data)[0]
 
     @staticmethod
@@ -143,29 +100,17 @@ class StoredCustomer:
             raise EnvelopeError(
                 f"unknown stored customer format {data[:1]!r}; this reads {READABLE_FORMATS}"
             )
-        if data[0] == 3:
-            offsets, pos = _get(data, 1 + _FIXED.size, SOURCES)
-            return _fixed_header(data), pos, tuple(offsets)
-        # formats 1 and 2: partition, the offsets, due + 1, then the clock (from 2)
-        fields, pos = _get(data, 1, 1 + SOURCES + 1 + (data[0] >= 2))
-        due_plus_one = fields[1 + SOURCES]
-        header = Header(
-            partition=fields[0],
-            next_due_ms=due_plus_one - 1 if due_plus_one else None,
-            clock_ms=fields[2 + SOURCES] if data[0] >= 2 else 0,
-            rules=0,
-            facts=(),
-        )
-        return header, pos, tuple(fields[1 : 1 + SOURCES])
-
-
-def _fixed_header(data: bytes) -> Header:
-    try:
-        rules, partition, due_ms, clock_ms, *facts = _FIXED.unpack_from(data, 1)
-    except struct.error as error:
-        raise EnvelopeError("stored customer is truncated") from error
-    return Header(partition, None if due_ms < 0 else due_ms, clock_ms, rules,
-                  tuple(facts) if rules else ())  # fmt: skip
+        partition, pos = _get(data, 1)
+        offsets = []
+        for _ in range(SOURCES):
+            offset, pos = _get(data, pos)
+            offsets.append(offset)
+        due_plus_one, pos = _get(data, pos)
+        clock_ms = 0
+        if data[0] >= 2:
+            clock_ms, pos = _get(data, pos)
+        due_ms = due_plus_one - 1 if due_plus_one else None
+        return Header(partition, due_ms, clock_ms), pos, tuple(offsets)
 
 
 def stored(
@@ -174,12 +119,10 @@ def stored(
     next_offsets: tuple[int, ...],
     next_due_ms: int | None,
     clock_ms: int = 0,
-    rules: int = 0,
-    facts: tuple[int, ...] = (),
 ) -> StoredCustomer:
     state_bytes = state_to_bytes(state)
     _recent_states.remember(state_bytes, state)
-    return StoredCustomer(partition, next_offsets, next_due_ms, state_bytes, clock_ms, rules, facts)
+    return StoredCustomer(partition, next_offsets, next_due_ms, state_bytes, clock_ms)
 
 
 class RecentStates:

@@ -27,11 +27,10 @@ from typing import Protocol
 
 import structlog
 
-from streams.core import NpsResponse
+from streams.core import CustomerState, NpsResponse
 from streams.core.customer import nps_class
 from streams.core.events import from_ms, to_ms
-from streams.core.facts_codec import StoredFactsSum
-from streams.core.tally import Facts, Tally, facts_of
+from streams.core.tally import Tally, facts_of
 from streams.worker.due_index import DueIndex
 from streams.worker.envelope import StoredCustomer
 from streams.worker.logs import customer_ref, redacted
@@ -445,8 +444,14 @@ class WorkerLoop:
             if sent.reward_kind is not None:
                 counters.rewards[sent.reward_kind] += 1
 
-    def _count_change(self, partition: int, before: Facts | None, after: Facts) -> None:
-        self._tallies.setdefault(partition, Tally()).change(before, after)
+    def _count_change(
+        self, partition: int, before: CustomerState | None, after: CustomerState
+    ) -> None:
+        program = self.processor.program
+        tally = self._tallies.setdefault(partition, Tally())
+        tally.change(
+            None if before is None else facts_of(before, program), facts_of(after, program)
+        )
 
     async def _run_due(self, partition_number: int) -> None:
         # time-driven work waits `grace_ms` behind the clock, so an event up to that late is
@@ -485,39 +490,29 @@ class WorkerLoop:
         rules bring forward (a shorter points expiry, say) would be missed. One scan for all
         the partitions assigned, yielding to the event loop as it goes: a table of a million
         customers takes seconds, and a loop blocked that long misses the consumer's
-        heartbeats. A customer written under these same rules is counted and scheduled from
-        its header alone (its due time and facts are these rules' answers); only the others'
-        states are decoded. Returns the partitions indexed."""
+        heartbeats. Returns the partitions indexed."""
         new = set(self._partitions) - self._indexed
         if not new:
             return new
         self._indexed.update(new)  # a record arriving meanwhile must not start a second scan
-        processor = self.processor
-        rules = processor.facts_codec.rules
-        # per partition: the customers decoded, and those counted from their headers
+        program = self.processor.program
         tallies = {partition: Tally() for partition in new}
-        stored_facts = {partition: StoredFactsSum(processor.facts_codec) for partition in new}
         clocks = dict.fromkeys(new, 0)
         due: list[tuple[int, str, int | None]] = []
         for scanned, (key, value) in enumerate(self.table.items(), start=1):
             header = StoredCustomer.header_of(value)
             tally = tallies.get(header.partition)
             if tally is not None:
-                if header.rules == rules and header.facts:
-                    due_ms = header.next_due_ms
-                    stored_facts[header.partition].add(header.facts)
-                else:  # written under other rules (or by a release without facts)
-                    state = StoredCustomer.from_bytes(value).state
-                    due_ms = processor.next_due_ms(state)
-                    tally.count(facts_of(state, processor.program))
-                due.append((header.partition, key.decode(), due_ms))
+                state = StoredCustomer.from_bytes(value).state
+                due.append((header.partition, key.decode(), self.processor.next_due_ms(state)))
                 clocks[header.partition] = max(clocks[header.partition], header.clock_ms)
+                tally.count(facts_of(state, program))
             if scanned % INDEX_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         for number, tally in tallies.items():
             partition = self._partitions.get(number)
             if partition is not None:  # not revoked while the scan yielded
-                self._tallies[number] = tally.merged(stored_facts[number].tally())
+                self._tallies[number] = tally
                 partition.clock_ms = max(partition.clock_ms, clocks[number])
         for number, customer_id, due_ms in due:
             if number in self._partitions:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka.partitioner import murmur2
 
@@ -35,9 +36,7 @@ from streams.core import (
     next_due,
 )
 from streams.core.events import from_ms, to_ms
-from streams.core.facts_codec import FactsCodec
 from streams.core.limits import EARLIEST_EVENT_MS, LATEST_EVENT_MS
-from streams.core.tally import Facts, facts_of
 from streams.settings import DEFAULT_MAX_EVENT_TIME_AHEAD_SECONDS
 from streams.worker.envelope import SOURCES, EnvelopeError, StoredCustomer, stored
 from streams.worker.ordering import Source
@@ -105,10 +104,9 @@ class Outcome:
     send: list[Outbound] = field(default_factory=list)
     duplicate: bool = False
     rejected: Rejection | None = None
-    # the customer's facts before (None: a new customer) and after, when it was written (for
-    # the program's tallies)
-    before: Facts | None = None
-    after: Facts | None = None
+    # the customer's state before and after, when it changed (for the program's metrics)
+    before: CustomerState | None = None
+    after: CustomerState | None = None
 
     @property
     def next_due_ms(self) -> int | None:
@@ -136,7 +134,6 @@ class Processor:
         """`max_event_time_ahead_ms`: how far an event's time may be ahead of its record's
         timestamp (`Settings.max_event_time_ahead_ms`); None: any distance."""
         self.program = program
-        self.facts_codec = FactsCodec(program)
         self.codec = codec
         self.topics = topics
         self.partitions = partitions
@@ -292,9 +289,9 @@ class Processor:
             outcome.rejected = refusal
             state, sends = before, []  # the state stays, but the offset moves on: record done
         outcome.send.extend(sends)
-        outcome.write, outcome.after = self._store(state, record.partition, tuple(offsets),
-                                                   clock_ms)  # fmt: skip
-        outcome.before = None if stored_bytes is None else self.facts(current)
+        outcome.write = self._store(state, record.partition, tuple(offsets), clock_ms)
+        outcome.before = None if stored_bytes is None else before
+        outcome.after = state
         return outcome
 
     def advance(self, stored_bytes: bytes, up_to: datetime, clock_ms: int = 0) -> Outcome:
@@ -304,9 +301,8 @@ class Processor:
         before = current.state
         state, outputs = advance(before, up_to, self.program)
         outcome = Outcome(customer_id=state.customer_id, send=self.encode_outputs(outputs))
-        outcome.write, outcome.after = self._store(state, current.partition,
-                                                   current.next_offsets, clock_ms)  # fmt: skip
-        outcome.before = self.facts(current)
+        outcome.write = self._store(state, current.partition, current.next_offsets, clock_ms)
+        outcome.before, outcome.after = before, state
         return outcome
 
     def _load(self, stored_bytes: bytes | None, customer_id: str, partition: int) -> StoredCustomer:
@@ -319,24 +315,10 @@ class Processor:
         due = next_due(state, self.program)
         return None if due is None else to_ms(due)
 
-    def knows(self, stored_customer: StoredCustomer) -> bool:
-        """Whether the stored due time and facts were worked out under this worker's rules."""
-        return stored_customer.rules == self.facts_codec.rules and bool(stored_customer.facts)
-
-    def facts(self, stored_customer: StoredCustomer) -> Facts:
-        """The stored customer's facts under this worker's rules: from its header when it was
-        written under them, else from its state."""
-        if self.knows(stored_customer):
-            return self.facts_codec.decode(stored_customer.facts)
-        return facts_of(stored_customer.state, self.program)
-
     def _store(
-        self, state: CustomerState, partition: int, offsets: tuple[int, ...], clock_ms: int
-    ) -> tuple[StoredCustomer, Facts]:
-        facts = facts_of(state, self.program)
-        written = stored(state, partition, offsets, self.next_due_ms(state), clock_ms,
-                         self.facts_codec.rules, self.facts_codec.encode(facts))  # fmt: skip
-        return written, facts
+        self, state: Any, partition: int, offsets: tuple[int, ...], clock_ms: int
+    ) -> StoredCustomer:
+        return stored(state, partition, offsets, self.next_due_ms(state), clock_ms)
 
     # ---- encoding ----------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ from streams.core.tally import tally_of
 from streams.program import load_program
 from streams.settings import DEFAULT_RULES, Settings
 from streams.tools.simulate import SimulationConfig
-from streams.worker import envelope
 from streams.worker.envelope import StoredCustomer
 from streams.worker.loop import DictTable, PartitionLostError, WorkerLoop
 from streams.worker.ordering import Source
@@ -848,47 +847,3 @@ def test_after_a_rules_change_the_due_index_follows_the_new_rules(
         assert after.due._due[stored.partition].get(key.decode()) == wanted
         moved += wanted != stored.next_due_ms
     assert moved > 0  # the new rules brought some customers' due times forward
-
-
-def restarted(before: Harness, codec: Codec, program: Any) -> WorkerLoop:
-    """A worker under `program` taking over `before`'s table, its customers indexed."""
-    after = WorkerLoop(
-        Processor(program, codec, TOPICS, PARTITIONS), before.table, before._send,
-        before._caught_up, grace_ms=0, live_clock=False,
-    )  # fmt: skip
-    after.assign(range(PARTITIONS))
-    asyncio.run(after.index_new_partitions())
-    return after
-
-
-def test_after_a_rules_change_the_tally_counts_by_the_new_rules(
-    codec: Codec, log: list[InputRecord], tmp_path: Path
-) -> None:
-    """The facts stored in the headers are the old rules' (a 9 was a promoter): a worker under
-    new rules counts its customers by its own."""
-    before = Harness(codec)
-    before.feed(log)
-    rules = tmp_path / "stricter-promoters.toml"
-    rules.write_text(DEFAULT_RULES.read_text().replace("promoter_from = 9", "promoter_from = 10"))
-    program = load_program(rules)
-    after = restarted(before, codec, program)
-    assert after.tally() == tally_of(stored_states(before.table), program)
-    assert after.tally().by_nps_class != before.loop.tally().by_nps_class
-
-
-def test_a_restart_under_the_same_rules_counts_and_schedules_without_decoding_a_state(
-    codec: Codec, log: list[InputRecord], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Decoding every state was most of a restart's time: under the rules the customers were
-    written with, their headers say all the index and the tally need."""
-    before = Harness(codec)
-    before.feed(log)
-
-    def refuse(_data: bytes) -> CustomerState:
-        raise AssertionError("a state was decoded")
-
-    monkeypatch.setattr(envelope, "_recent_states", envelope.RecentStates(10))
-    monkeypatch.setattr(envelope, "state_from_bytes", refuse)
-    after = restarted(before, codec, load_program(DEFAULT_RULES))
-    assert after.tally() == before.loop.tally()
-    assert after.due._due == before.loop.due._due
