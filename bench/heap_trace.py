@@ -27,6 +27,7 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 TOP = 25
@@ -95,15 +96,16 @@ def tracemalloc_report(first: tracemalloc.Snapshot, started: float) -> list[str]
 def watch(path: Path, after_s: float, every_s: float, traced: bool) -> None:
     started = time.monotonic()
     time.sleep(after_s)
-    first_snapshot = snapshot() if traced else None
-    first_census = None if traced else census()
+    report: Callable[[], list[str]]
+    if traced:
+        first_snapshot = snapshot()
+        report = lambda: tracemalloc_report(first_snapshot, started)  # noqa: E731
+    else:
+        first_census = census()
+        report = lambda: census_report(first_census, started)  # noqa: E731
     while True:
         time.sleep(every_s)
-        if first_snapshot is not None:
-            lines = tracemalloc_report(first_snapshot, started)
-        else:
-            assert first_census is not None
-            lines = census_report(first_census, started)
+        lines = report()
         with path.open("a") as out:
             out.write("\n".join(lines) + "\n")
 

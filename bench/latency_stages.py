@@ -2,13 +2,17 @@
 `latency-trace.patch` makes a worker write (one per record applied: partition, source,
 offset, LogAppendTime ms, then wall seconds received, released by the merge, done).
 
-    python bench/results/latency-trace-stages.py '/tmp/trace-*.txt'"""
+    python -m bench.latency_stages '/tmp/trace-*.txt'
+
+Percentiles are `bench.latency`'s (nearest rank), as in its end-to-end figures."""
 
 from __future__ import annotations
 
 import glob
 import sys
 from collections.abc import Callable
+
+from bench.latency import percentile
 
 Row = tuple[int, int, float, float, float, float, int]  # partition, source, append .. done, sends
 
@@ -26,14 +30,9 @@ def read(pattern: str) -> list[Row]:
     return rows
 
 
-def percentile_ms(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
 def show(name: str, values: list[float]) -> None:
-    print(f"{name:28s} n={len(values):6d} p50 {percentile_ms(values, 0.5):7.1f}  "
-          f"p90 {percentile_ms(values, 0.9):7.1f}  p99 {percentile_ms(values, 0.99):7.1f}  "
+    p50, p90, p99 = (percentile(values, q) * 1000 for q in (0.5, 0.9, 0.99))
+    print(f"{name:28s} n={len(values):6d} p50 {p50:7.1f}  p90 {p90:7.1f}  p99 {p99:7.1f}  "
           f"max {max(values) * 1000:7.1f} ms")  # fmt: skip
 
 
